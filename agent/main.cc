@@ -35,8 +35,7 @@ int main(int argc, char** argv) {
                       "Ignore connect/disconnect lines (family D)");
   parse_cmd->add_flag("--stats", parse.stats,
                       "Print per-file counters to stderr");
-  parse_cmd->add_option("FILE", parse.files, "console.log files")
-      ->required();
+  parse_cmd->add_option("FILE", parse.files, "console.log files")->required();
 
   try {
     app.parse(argc, argv);
@@ -48,9 +47,8 @@ int main(int argc, char** argv) {
   }
 
   if (parse_cmd->parsed()) {
-    parse.parser.date_order =
-        rampart::agent::ParseDateOrder(date_order).value_or(
-            rampart::agent::DateOrder::kAuto);
+    parse.parser.date_order = rampart::agent::ParseDateOrder(date_order)
+                                  .value_or(rampart::agent::DateOrder::kAuto);
     parse.parser.tls_failures = !no_tls;
     parse.parser.sessions = !no_sessions;
     return rampart::agent::RunParseCommand(parse, stdout, stderr);

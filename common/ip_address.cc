@@ -16,7 +16,7 @@ constexpr size_t kMaxAddressText = 45;
 // Zone identifiers (`%eth0`) are bounded so hostile input stays cheap.
 constexpr size_t kMaxZoneText = 64;
 
-constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0, 0,
+constexpr std::array<uint8_t, 12> kV4MappedPrefix = {0, 0, 0, 0, 0,    0,
                                                      0, 0, 0, 0, 0xff, 0xff};
 
 bool IsV4Mapped(const std::array<uint8_t, 16>& b) {

@@ -34,9 +34,9 @@ class LogMessage {
 }  // namespace internal
 }  // namespace rampart
 
-#define RAMPART_LOG(level)                                               \
-  if (::rampart::LogLevel::k##level < ::rampart::MinLogLevel()) {        \
-  } else                                                                 \
-    ::rampart::internal::LogMessage(::rampart::LogLevel::k##level,       \
-                                    __FILE__, __LINE__)                  \
+#define RAMPART_LOG(level)                                                   \
+  if (::rampart::LogLevel::k##level < ::rampart::MinLogLevel()) {            \
+  } else                                                                     \
+    ::rampart::internal::LogMessage(::rampart::LogLevel::k##level, __FILE__, \
+                                    __LINE__)                                \
         .stream()

@@ -16,15 +16,17 @@ constexpr string_view kInetTrailer =
     " authentication failure using internet password";
 constexpr string_view kLockSuffix = ": User is locked out";
 constexpr string_view kIpLockoutUser = "IP Address";
-constexpr string_view kConnectingHost = " ; connecting host ";
+// Markers end without their trailing space: trailing blanks are trimmed from
+// the line, and an empty host must not let a marker inside the user win.
+constexpr string_view kConnectingHost = " ; connecting host";
 constexpr string_view kAuthFailedForUser = "Authentication failed for user ";
 constexpr string_view kAuthSucceededForUser =
     "Authentication succeeded for user ";
 constexpr string_view kConnectionFrom = "Connection from [";
 constexpr string_view kRejectedForPolicy = " rejected for policy reasons";
 constexpr string_view kTlsConnection = "TLS/SSL connection ";
-constexpr string_view kLoggedInFrom = " logged in from ";
-constexpr string_view kLoggedInConnecting = " logged in; connecting host ";
+constexpr string_view kLoggedInFrom = " logged in from";
+constexpr string_view kLoggedInConnecting = " logged in; connecting host";
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -104,7 +106,7 @@ void SplitUserHost(string_view rest, string_view marker, ParsedLine* out) {
     return;
   }
   // Empty user written with a single space: "for user ; connecting host X".
-  const string_view bare = marker.substr(1);
+  const string_view bare = marker.substr(1);  // "; connecting host"
   if (rest.starts_with(bare)) {
     out->user = {};
     out->ip = ParseHost(rest.substr(bare.size()));
@@ -443,9 +445,10 @@ bool DominoParser::ParseMessage(std::string_view msg, ParsedLine* out) const {
       SplitUserHost(r, kConnectingHost, out);
       return true;
     }
-    const string_view marker = protocol == Protocol::kImap   ? kLoggedInFrom
-                               : protocol == Protocol::kPop3 ? kLoggedInConnecting
-                                                             : string_view();
+    const string_view marker = protocol == Protocol::kImap ? kLoggedInFrom
+                               : protocol == Protocol::kPop3
+                                   ? kLoggedInConnecting
+                                   : string_view();
     if (!marker.empty()) {
       if (const size_t m = r.rfind(marker); m != string_view::npos) {
         out->kind = EventKind::kAuthSuccess;

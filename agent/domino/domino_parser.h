@@ -48,7 +48,8 @@ struct DominoParserOptions {
 
 // Which message family a recognised line belongs to.
 enum class LineFamily : uint8_t {
-  kInternetPassword,  // A and A-lock: "<proto>: <user> [<ip>] authentication..."
+  kInternetPassword,  // A and A-lock: "<proto>: <user> [<ip>]
+                      // authentication..."
   kServerTask,        // B: "SMTP Server: Authentication failed for user ..."
   kPolicyReject,      // C
   kSession,           // D

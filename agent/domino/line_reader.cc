@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -14,7 +14,8 @@ namespace {
 
 absl::Status ErrnoStatus(int err, std::string_view what,
                          std::string_view path) {
-  std::string msg = absl::StrFormat("%s %s: %s", what, path, std::strerror(err));
+  std::string msg =
+      absl::StrFormat("%s %s: %s", what, path, std::strerror(err));
   switch (err) {
     case ENOENT:
     case ENOTDIR:
@@ -73,8 +74,7 @@ absl::StatusOr<size_t> LineReader::Fill() {
   }
 }
 
-absl::StatusOr<bool> LineReader::Next(std::string_view* line,
-                                      bool* truncated) {
+absl::StatusOr<bool> LineReader::Next(std::string_view* line, bool* truncated) {
   *truncated = false;
   bool skipping = false;  // discarding the tail of an over-long line
   size_t scanned = 0;     // bytes after begin_ already known to hold no '\n'
@@ -85,7 +85,8 @@ absl::StatusOr<bool> LineReader::Next(std::string_view* line,
                          ? std::memchr(start + scanned, '\n', avail - scanned)
                          : nullptr;
     if (nl != nullptr) {
-      const size_t len = static_cast<size_t>(static_cast<const char*>(nl) - start);
+      const size_t len =
+          static_cast<size_t>(static_cast<const char*>(nl) - start);
       begin_ += len + 1;
       if (skipping) {
         ++line_number_;

@@ -79,11 +79,13 @@ const Case kCases[] = {
      "failure using internet password",
      Json("auth_failure", "http", "203.0.113.9", "IP Address",
           "2024-03-06T10:16:02")},
-    {"a_imap", "06.03.2024 10:15:32   imap: x [198.51.100.7] authentication "
-               "failure using internet password",
+    {"a_imap",
+     "06.03.2024 10:15:32   imap: x [198.51.100.7] authentication "
+     "failure using internet password",
      Json("auth_failure", "imap", "198.51.100.7", "x", "2024-03-06T10:15:32")},
-    {"a_pop3", "06.03.2024 10:15:32   pop3: x [198.51.100.7] authentication "
-               "failure using internet password",
+    {"a_pop3",
+     "06.03.2024 10:15:32   pop3: x [198.51.100.7] authentication "
+     "failure using internet password",
      Json("auth_failure", "pop3", "198.51.100.7", "x", "2024-03-06T10:15:32")},
     {"a_ldap",
      "06.03.2024 10:15:32   ldap: cn=x,o=acme [198.51.100.7] authentication "
@@ -128,13 +130,13 @@ const Case kCases[] = {
      "address of connecting host not found in reverse DNS lookup.",
      Json("policy_reject", "smtp", "198.51.100.20", "", "2024-03-06T10:15:40")},
     // --- Family D.
-    {"doc_d_connect", "06-03-2024 10:15:41   SMTP Server: 198.51.100.7 connected",
+    {"doc_d_connect",
+     "06-03-2024 10:15:41   SMTP Server: 198.51.100.7 connected",
      Json("connect", "smtp", "198.51.100.7", "", "2024-03-06T10:15:41"), kDmy},
     {"doc_d_connect_hostname",
      "06-03-2024 10:15:42   SMTP Server: mail.example.net (198.51.100.30) "
      "connected",
-     Json("connect", "smtp", "198.51.100.30", "", "2024-03-06T10:15:42"),
-     kDmy},
+     Json("connect", "smtp", "198.51.100.30", "", "2024-03-06T10:15:42"), kDmy},
     {"doc_d_disconnect",
      "06-03-2024 10:15:43   SMTP Server: 198.51.100.7 disconnected. 0 "
      "message[s] received",
@@ -200,8 +202,9 @@ const Case kCases[] = {
      Json("auth_failure", "smtp", "192.0.2.4", "postmaster",
           "2009-01-23T19:54:51")},
     // --- Date and time variants.
-    {"date_mdy_dash", "01-23-2009 19:54:51   SMTP Server: Authentication failed "
-                      "for user p ; connecting host 192.0.2.4",
+    {"date_mdy_dash",
+     "01-23-2009 19:54:51   SMTP Server: Authentication failed "
+     "for user p ; connecting host 192.0.2.4",
      Json("auth_failure", "smtp", "192.0.2.4", "p", "2009-01-23T19:54:51")},
     {"date_dmy_dash_configured",
      "03-06-2024 10:15:32   smtp: a [192.0.2.4] authentication failure "
@@ -241,8 +244,9 @@ const Case kCases[] = {
      "06.03.24 10:15:32   smtp: a [192.0.2.4] authentication failure using "
      "internet password",
      Json("auth_failure", "smtp", "192.0.2.4", "a", "2024-03-06T10:15:32")},
-    {"leap_day", "29.02.2024 10:15:32   smtp: a [192.0.2.4] authentication "
-                 "failure using internet password",
+    {"leap_day",
+     "29.02.2024 10:15:32   smtp: a [192.0.2.4] authentication "
+     "failure using internet password",
      Json("auth_failure", "smtp", "192.0.2.4", "a", "2024-02-29T10:15:32")},
     {"not_a_leap_day",
      "29.02.2023 10:15:32   smtp: a [192.0.2.4] authentication failure using "
@@ -273,6 +277,23 @@ const Case kCases[] = {
      "connecting host 203.0.113.99 ; connecting host 198.51.100.7",
      Json("auth_failure", "smtp", "198.51.100.7",
           "a ; connecting host 203.0.113.99", "2024-03-06T10:15:32")},
+    {"b_empty_host_does_not_expose_marker_in_user",
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user "
+     "admin ; connecting host 203.0.113.99 ; connecting host ",
+     Json("auth_failure", "smtp", "", "admin ; connecting host 203.0.113.99",
+          "2024-03-06T10:15:32")},
+    {"f_imap_empty_ip_does_not_expose_marker_in_user",
+     "2024-03-06 10:15:34   IMAP Server: x logged in from 203.0.113.99 "
+     "logged in from ",
+     Json("auth_success", "imap", "", "x logged in from 203.0.113.99",
+          "2024-03-06T10:15:34"),
+     kSuccess},
+    {"b_user_contains_f_phrase_is_still_b",
+     "2024-03-06 10:15:32   IMAP Server: Authentication failed for user x "
+     "logged in from 203.0.113.99 ; connecting host 198.51.100.7",
+     Json("auth_failure", "imap", "198.51.100.7",
+          "x logged in from 203.0.113.99", "2024-03-06T10:15:32"),
+     kSuccess},
     {"user_quotes_backslash_control",
      std::string("06.03.2024 10:15:32   smtp: a\"b\\c\x01 [192.0.2.4] "
                  "authentication failure using internet password"),
@@ -363,40 +384,44 @@ const Case kCases[] = {
      ""},
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    Lines, DominoParserTableTest, ::testing::ValuesIn(kCases),
-    [](const ::testing::TestParamInfo<Case>& param_info) {
-      return param_info.param.name;
-    });
+INSTANTIATE_TEST_SUITE_P(Lines, DominoParserTableTest,
+                         ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return param_info.param.name;
+                         });
 
 TEST(DominoParserTest, AutoDateOrderLearnsFromADecidingLine) {
   DominoParser parser(DominoParserOptions{});
   ParsedLine p;
   // Ambiguous dash date before any evidence: DMY guess.
-  ASSERT_TRUE(parser.Parse("03-06-2024 10:00:00   smtp: a [192.0.2.1] "
-                           "authentication failure using internet password",
-                           &p));
+  ASSERT_TRUE(
+      parser.Parse("03-06-2024 10:00:00   smtp: a [192.0.2.1] "
+                   "authentication failure using internet password",
+                   &p));
   EXPECT_EQ(p.time, absl::CivilSecond(2024, 6, 3, 10, 0, 0));
   EXPECT_EQ(parser.effective_date_order(), DateOrder::kAuto);
   // 23 > 12 in the second field: the server writes MDY.
-  ASSERT_TRUE(parser.Parse("01-23-2024 10:00:00   smtp: a [192.0.2.1] "
-                           "authentication failure using internet password",
-                           &p));
+  ASSERT_TRUE(
+      parser.Parse("01-23-2024 10:00:00   smtp: a [192.0.2.1] "
+                   "authentication failure using internet password",
+                   &p));
   EXPECT_EQ(p.time, absl::CivilSecond(2024, 1, 23, 10, 0, 0));
   EXPECT_EQ(parser.effective_date_order(), DateOrder::kMdy);
   // Later ambiguous dates follow what was learned.
-  ASSERT_TRUE(parser.Parse("03-06-2024 10:00:00   smtp: a [192.0.2.1] "
-                           "authentication failure using internet password",
-                           &p));
+  ASSERT_TRUE(
+      parser.Parse("03-06-2024 10:00:00   smtp: a [192.0.2.1] "
+                   "authentication failure using internet password",
+                   &p));
   EXPECT_EQ(p.time, absl::CivilSecond(2024, 3, 6, 10, 0, 0));
 }
 
 TEST(DominoParserTest, AutoDateOrderGuessesMdyForSlashes) {
   DominoParser parser(DominoParserOptions{});
   ParsedLine p;
-  ASSERT_TRUE(parser.Parse("03/06/2024 10:00:00   smtp: a [192.0.2.1] "
-                           "authentication failure using internet password",
-                           &p));
+  ASSERT_TRUE(
+      parser.Parse("03/06/2024 10:00:00   smtp: a [192.0.2.1] "
+                   "authentication failure using internet password",
+                   &p));
   EXPECT_EQ(p.time, absl::CivilSecond(2024, 3, 6, 10, 0, 0));
 }
 

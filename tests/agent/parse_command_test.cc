@@ -19,9 +19,9 @@ using ::testing::Not;
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        "rampart-parse-XXXXXX")
-                           .string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "rampart-parse-XXXXXX")
+            .string();
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -52,7 +52,8 @@ RunResult RunCommand(const ParseCommandOptions& options) {
   const int code = RunParseCommand(options, out, err);
   std::fclose(out);
   std::fclose(err);
-  RunResult r{code, std::string(out_buf, out_len), std::string(err_buf, err_len)};
+  RunResult r{code, std::string(out_buf, out_len),
+              std::string(err_buf, err_len)};
   std::free(out_buf);
   std::free(err_buf);
   return r;
@@ -121,19 +122,19 @@ TEST(ParseCommandTest, DateOrderOptionIsHonoured) {
       "d.log",
       "03-06-2024 10:15:32   smtp: a [192.0.2.1] authentication failure "
       "using internet password\n");
-  RunResult mdy = RunCommand(
-      {.parser = {.date_order = DateOrder::kMdy}, .files = {f}});
+  RunResult mdy =
+      RunCommand({.parser = {.date_order = DateOrder::kMdy}, .files = {f}});
   EXPECT_THAT(mdy.out, HasSubstr("\"time\":\"2024-03-06T10:15:32\""));
-  RunResult dmy = RunCommand(
-      {.parser = {.date_order = DateOrder::kDmy}, .files = {f}});
+  RunResult dmy =
+      RunCommand({.parser = {.date_order = DateOrder::kDmy}, .files = {f}});
   EXPECT_THAT(dmy.out, HasSubstr("\"time\":\"2024-06-03T10:15:32\""));
 }
 
 TEST(LineReaderTest, OverlongLinesAreCutAndCounted) {
   TempDir dir;
-  const std::string f = dir.Write(
-      "long.log", std::string(100, 'x') + "\nshort\r\n" +
-                      std::string(250, 'y') + "\nlast");
+  const std::string f =
+      dir.Write("long.log", std::string(100, 'x') + "\nshort\r\n" +
+                                std::string(250, 'y') + "\nlast");
   absl::StatusOr<std::unique_ptr<LineReader>> reader =
       LineReader::Open(f, /*max_line=*/64);
   ASSERT_TRUE(reader.ok()) << reader.status();

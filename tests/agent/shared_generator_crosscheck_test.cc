@@ -178,8 +178,7 @@ TEST_P(SharedGeneratorCrossCheck, MatchesGroundTruthExactly) {
           col == "tls_fail" || col.ends_with("_task") ||
           col.ends_with("_inet")) {
         const auto it = c.by_column.find(col);
-        EXPECT_EQ(it == c.by_column.end() ? 0 : it->second,
-                  std::stoi(row[k]))
+        EXPECT_EQ(it == c.by_column.end() ? 0 : it->second, std::stoi(row[k]))
             << ip << " column " << col;
       }
     }
