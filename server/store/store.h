@@ -1,0 +1,136 @@
+#pragma once
+
+// Store: everything the server persists. One interface, three
+// implementations: InMemoryStore (tests), SqliteStore (the embedded default)
+// and PgStore (PostgreSQL 15 via libpqxx). A parameterised contract suite
+// (tests/server/store_contract_test.cc) runs against all of them.
+//
+// All mutations of one correlator step go through Commit() in ONE
+// transaction, so "a decision is durable before it is published" holds: the
+// caller publishes a ban only after Commit() returned OK.
+//
+// Thread-safety: implementations are thread-safe (calls may come from any
+// thread; they serialise internally as needed).
+// Errors: kUnavailable (database unreachable: retry later), kAborted
+// (transaction conflict: retry), kAlreadyExists (batch already committed),
+// kInvalidArgument, kInternal (with SQLSTATE / SQLite code in the message).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/auth_event.h"
+#include "server/core/ban.h"
+#include "server/core/records.h"
+
+namespace rampart::server {
+
+// Identifies one agent batch for at-least-once dedup.
+struct BatchId {
+  std::string agent_id;
+  // Random id of the agent's spool (see docs/protocol.md): a reset agent
+  // starts a new epoch so its sequence numbers do not collide.
+  uint64_t spool_epoch = 0;
+  uint64_t sequence = 0;
+  friend bool operator==(const BatchId&, const BatchId&) = default;
+};
+
+// Everything one step produced; written atomically by Commit().
+struct CommitRecord {
+  // If set and already committed, Commit() writes nothing and returns
+  // kAlreadyExists.
+  std::optional<BatchId> batch;
+  std::vector<AuthEvent> events;
+  // Ban-list changes, in increasing revision order, each revision exactly one
+  // more than the previous (and than the stored maximum).
+  std::vector<JournalEntry> journal;
+  std::vector<CompromiseAlert> alerts;
+  // Upserts keyed by user.
+  std::vector<AccountAttack> accounts;
+  // Upserts keyed by prefix, and deletions.
+  std::vector<AllowEntry> allow_put;
+  std::vector<IpPrefix> allow_delete;
+  std::vector<AuditRecord> audit;
+
+  bool empty() const {
+    return !batch && events.empty() && journal.empty() && alerts.empty() &&
+           accounts.empty() && allow_put.empty() && allow_delete.empty() &&
+           audit.empty();
+  }
+};
+
+// Per-prefix ban history, for escalation after a restart.
+struct BanHistory {
+  IpPrefix prefix = IpPrefix::Host(IpAddress());
+  int bans = 0;                             // bans ever recorded
+  int last_level = 0;                       // Ban::level of the most recent ban
+  absl::Time last_end = absl::UnixEpoch();  // end of the most recent ban:
+                                            // min(removed_at, expires)
+  friend bool operator==(const BanHistory&, const BanHistory&) = default;
+};
+
+// What the server needs at start-up to continue where it stopped.
+struct DurableState {
+  uint64_t revision = 0;    // highest journal revision (0: empty journal)
+  uint64_t max_ban_id = 0;  // highest ban id ever assigned
+  uint64_t max_alert_id = 0;
+  // Bans not removed and not expired at `now`, by id.
+  std::vector<Ban> active_bans;
+  std::vector<BanHistory> history;
+  std::vector<AllowEntry> allowlist;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Persists `record` in one transaction (all or nothing). See CommitRecord.
+  // A journal revision that is not exactly the next one is kInvalidArgument
+  // (or kAborted if another process wrote it first).
+  virtual absl::Status Commit(const CommitRecord& record) = 0;
+
+  // True if `batch` was committed.
+  virtual absl::StatusOr<bool> HasBatch(const BatchId& batch) = 0;
+
+  // Loads the durable state as of `now` (for rebuild after a restart).
+  virtual absl::StatusOr<DurableState> LoadState(absl::Time now) = 0;
+
+  // Journal entries with revision > `after`, ascending, at most `limit`.
+  virtual absl::StatusOr<std::vector<JournalEntry>> JournalSince(
+      uint64_t after, size_t limit) = 0;
+  // Lowest revision still in the journal (0 if empty). An agent whose
+  // revision is below OldestRevision() - 1 needs a snapshot.
+  virtual absl::StatusOr<uint64_t> OldestRevision() = 0;
+  // Deletes journal entries with revision < `keep_from`. Returns how many.
+  virtual absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) = 0;
+
+  // Calls `fn` for every event with from <= time < to, in time order (ties in
+  // insertion order). Stops and returns fn's error if it returns one.
+  virtual absl::Status ForEachEvent(
+      absl::Time from, absl::Time to,
+      const std::function<absl::Status(const AuthEvent&)>& fn) = 0;
+  // Most recent events (newest first) whose ip lies in `prefix`, at most
+  // `limit`, with time >= since.
+  virtual absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
+      const IpPrefix& prefix, absl::Time since, size_t limit) = 0;
+  // Retention: deletes events with time < `before`. Returns how many.
+  virtual absl::StatusOr<int64_t> PruneEvents(absl::Time before) = 0;
+
+  // All bans (active or not) whose prefix equals `prefix`, newest first.
+  virtual absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& prefix) = 0;
+
+  virtual absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
+      absl::Time since, size_t limit) = 0;
+  virtual absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
+      absl::Time since, size_t limit) = 0;
+  // Newest first.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
+                                                             size_t limit) = 0;
+};
+
+}  // namespace rampart::server
