@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
+#include "common/time_format.h"
 
 namespace rampart::sim {
 
@@ -53,8 +54,5 @@ std::string_view Meridiem(const absl::CivilSecond& t, ClockStyle clock);
 // 0..99 adds hundredths, -1 omits them.
 void AppendDominoTimestamp(std::string* out, const absl::CivilSecond& t,
                            DateFormat format, ClockStyle clock, int centis);
-
-// Appends "YYYY-MM-DDTHH:MM:SS" (the `time` of the parse/truth JSON).
-void AppendIsoTime(std::string* out, const absl::CivilSecond& t);
 
 }  // namespace rampart::sim
