@@ -361,7 +361,16 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
   if (score >= policy_.prefix_member_fraction * policy_.ban_threshold) {
     MarkBadChild(key, 0, now, decide, out);
   }
-  if (!decide || score < policy_.ban_threshold) {
+  if (score < policy_.ban_threshold) {
+    return;
+  }
+  if (!decide) {
+    // Rebuild: the live run banned here (or the key was covered) and started
+    // afresh; mirror that so a restart does not re-ban on the next event.
+    if (!AllowedBy(key, now)) {
+      s.score = 0;
+      s.events = 0;
+    }
     return;
   }
   std::vector<std::string> names;

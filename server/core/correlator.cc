@@ -1,0 +1,353 @@
+#include "server/core/correlator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace rampart::server {
+namespace {
+
+absl::Duration DerivedHorizon(const CorrelatorOptions& o) {
+  if (o.rebuild_horizon > absl::ZeroDuration()) {
+    return o.rebuild_horizon;
+  }
+  const Policy& p = o.policy;
+  return std::max({p.half_life * 16, p.server_window, p.account_window,
+                   p.prefix_window, p.compromise_lookback});
+}
+
+std::string TimeText(absl::Time t) {
+  return t == absl::InfiniteFuture()
+             ? "never"
+             : absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::string BanJson(const Ban& b) {
+  return nlohmann::json{{"id", b.id},
+                        {"prefix", b.prefix.ToString()},
+                        {"created", TimeText(b.created)},
+                        {"expires", TimeText(b.expires)},
+                        {"origin", std::string(BanOriginName(b.origin))},
+                        {"level", b.level},
+                        {"reason", b.reason},
+                        {"actor", b.actor}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string AllowJson(const AllowEntry& a) {
+  return nlohmann::json{{"prefix", a.prefix.ToString()},
+                        {"expires", a.expires ? TimeText(*a.expires) : "never"},
+                        {"comment", a.comment},
+                        {"actor", a.actor}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+Correlator::Correlator(const CorrelatorOptions& options, Store& store,
+                       Clock& clock, BanPublisher& publisher)
+    : options_(options),
+      horizon_(DerivedHorizon(options)),
+      store_(store),
+      clock_(clock),
+      publisher_(publisher) {}
+
+absl::StatusOr<std::unique_ptr<Correlator>> Correlator::Create(
+    const CorrelatorOptions& options, Store& store, Clock& clock,
+    BanPublisher& publisher) {
+  RETURN_IF_ERROR(ValidatePolicy(options.policy));
+  std::unique_ptr<Correlator> c(
+      new Correlator(options, store, clock, publisher));
+  absl::MutexLock lock(&c->mu_);
+  RETURN_IF_ERROR(c->RebuildLocked());
+  return c;
+}
+
+absl::Status Correlator::RebuildLocked() {
+  const absl::Time now = clock_.Now();
+  ASSIGN_OR_RETURN(DurableState state, store_.LoadState(now));
+  auto detector = std::make_unique<Detector>(options_.policy);
+  detector->Restore(state);
+  Decisions ignored;
+  size_t replayed = 0;
+  RETURN_IF_ERROR(store_.ForEachEvent(
+      now - horizon_, absl::InfiniteFuture(), [&](const AuthEvent& e) {
+        // Replay each event at its own time (clamped to now): decay is
+        // time-invariant, so scores come back exactly, and a score resets at
+        // the same event where the live run banned.
+        detector->Observe(e, std::min(e.time, now), /*decide=*/false,
+                          &ignored);
+        ++replayed;
+        return absl::OkStatus();
+      }));
+  RAMPART_LOG(Info) << "correlator rebuilt: revision " << state.revision << ", "
+                    << state.active_bans.size() << " active bans, " << replayed
+                    << " events replayed over "
+                    << absl::FormatDuration(horizon_);
+  detector_ = std::move(detector);
+  needs_rebuild_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status Correlator::EnsureHealthyLocked() {
+  if (!needs_rebuild_) {
+    return absl::OkStatus();
+  }
+  if (absl::Status s = RebuildLocked(); !s.ok()) {
+    return absl::UnavailableError(absl::StrFormat(
+        "correlator degraded, store unavailable: %s", s.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Correlator::CommitLocked(CommitRecord record,
+                                      Decisions decisions) {
+  record.journal = std::move(decisions.journal);
+  record.alerts = std::move(decisions.alerts);
+  record.accounts = std::move(decisions.accounts);
+  if (absl::Status s = store_.Commit(record); !s.ok()) {
+    // The detector is ahead of the durable state: rebuild before the next
+    // step so nothing unpersisted is ever published or counted twice.
+    needs_rebuild_ = true;
+    return s;
+  }
+  if (!record.journal.empty()) {
+    publisher_.Publish(record.journal);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<IngestResult> Correlator::Ingest(
+    const std::optional<BatchId>& batch, std::vector<AuthEvent> events) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  IngestResult result;
+  if (batch.has_value()) {
+    absl::StatusOr<bool> seen = store_.HasBatch(*batch);
+    if (!seen.ok()) {
+      return seen.status();
+    }
+    if (*seen) {
+      result.duplicate = true;
+      result.revision = detector_->revision();
+      return result;
+    }
+  }
+  const absl::Time now = clock_.Now();
+  Decisions decisions;
+  for (const AuthEvent& e : events) {
+    detector_->Observe(e, now, /*decide=*/true, &decisions);
+  }
+  result.events = events.size();
+  for (const JournalEntry& j : decisions.journal) {
+    result.new_bans += j.op == JournalEntry::Op::kAdd ? 1 : 0;
+  }
+  result.alerts = decisions.alerts.size();
+  result.accounts = decisions.accounts.size();
+  CommitRecord record{.batch = batch, .events = std::move(events)};
+  if (absl::Status s = CommitLocked(std::move(record), std::move(decisions));
+      !s.ok()) {
+    if (s.code() == absl::StatusCode::kAlreadyExists && batch.has_value()) {
+      // Either another process committed the same batch between our check
+      // and our commit (a duplicate), or some other unique key clashed. Only
+      // the store can tell; nothing of ours was written either way.
+      absl::StatusOr<bool> seen = store_.HasBatch(*batch);
+      if (seen.ok() && *seen) {
+        return IngestResult{.duplicate = true};
+      }
+      return absl::AbortedError(absl::StrFormat(
+          "commit conflict, batch not stored (retry): %s", s.ToString()));
+    }
+    return s;
+  }
+  result.revision = detector_->revision();
+  return result;
+}
+
+absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
+                                       std::optional<absl::Duration> duration,
+                                       std::string reason, std::string actor,
+                                       BanOrigin origin) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  const absl::Time now = clock_.Now();
+  if (duration.has_value() && *duration <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("ban duration must be positive");
+  }
+  const absl::Time expires =
+      duration.has_value() ? now + *duration : absl::InfiniteFuture();
+  std::optional<Ban> before;
+  if (auto covering = detector_->CoveringBan(prefix.address(), now);
+      covering && covering->prefix == prefix) {
+    before = covering;
+  }
+  Decisions decisions;
+  ASSIGN_OR_RETURN(Ban ban, detector_->AddBan(prefix, expires, origin, reason,
+                                              actor, now, &decisions));
+  CommitRecord record;
+  record.audit.push_back(AuditRecord{.time = now,
+                                     .actor = actor,
+                                     .action = "ban.add",
+                                     .target = prefix.ToString(),
+                                     .before = before ? BanJson(*before) : "",
+                                     .after = BanJson(ban)});
+  RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
+  return ban;
+}
+
+absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
+                                          std::string reason,
+                                          std::string actor) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  const absl::Time now = clock_.Now();
+  Decisions decisions;
+  ASSIGN_OR_RETURN(
+      Ban ban, detector_->RemoveBan(prefix, reason, actor, now, &decisions));
+  CommitRecord record;
+  record.audit.push_back(AuditRecord{.time = now,
+                                     .actor = actor,
+                                     .action = "ban.remove",
+                                     .target = prefix.ToString(),
+                                     .before = BanJson(ban),
+                                     .after = ""});
+  RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
+  return ban;
+}
+
+absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  const absl::Time now = clock_.Now();
+  entry.actor = actor;
+  entry.created = now;
+  std::string before;
+  for (const AllowEntry& a : detector_->allowlist()) {
+    if (a.prefix == entry.prefix) {
+      before = AllowJson(a);
+    }
+  }
+  detector_->PutAllow(entry);
+  CommitRecord record;
+  record.allow_put.push_back(entry);
+  record.audit.push_back(AuditRecord{.time = now,
+                                     .actor = actor,
+                                     .action = "allow.add",
+                                     .target = entry.prefix.ToString(),
+                                     .before = before,
+                                     .after = AllowJson(entry)});
+  return CommitLocked(std::move(record), Decisions{});
+}
+
+absl::Status Correlator::RemoveAllow(const IpPrefix& prefix,
+                                     std::string actor) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  const absl::Time now = clock_.Now();
+  ASSIGN_OR_RETURN(AllowEntry removed, detector_->DeleteAllow(prefix));
+  CommitRecord record;
+  record.allow_delete.push_back(prefix);
+  record.audit.push_back(AuditRecord{.time = now,
+                                     .actor = actor,
+                                     .action = "allow.remove",
+                                     .target = prefix.ToString(),
+                                     .before = AllowJson(removed),
+                                     .after = ""});
+  return CommitLocked(std::move(record), Decisions{});
+}
+
+void Correlator::Expire() {
+  absl::MutexLock lock(&mu_);
+  if (!needs_rebuild_) {
+    detector_->Expire(clock_.Now());
+  }
+}
+
+uint64_t Correlator::revision() const {
+  absl::MutexLock lock(&mu_);
+  return detector_->revision();
+}
+
+std::vector<Ban> Correlator::ActiveBans() const {
+  absl::MutexLock lock(&mu_);
+  return detector_->ActiveBans(clock_.Now());
+}
+
+std::vector<AllowEntry> Correlator::Allowlist() const {
+  absl::MutexLock lock(&mu_);
+  return detector_->allowlist();
+}
+
+KeyInfo Correlator::Explain(const IpAddress& ip) const {
+  absl::MutexLock lock(&mu_);
+  return detector_->Explain(ip, clock_.Now());
+}
+
+bool Correlator::degraded() const {
+  absl::MutexLock lock(&mu_);
+  return needs_rebuild_;
+}
+
+absl::StatusOr<ReplayReport> ReplayPolicies(
+    Store& store, absl::Time from, absl::Time to, const Policy& live,
+    const Policy& candidate, const std::vector<AllowEntry>& allowlist) {
+  RETURN_IF_ERROR(ValidatePolicy(live));
+  RETURN_IF_ERROR(ValidatePolicy(candidate));
+  if (to <= from) {
+    return absl::InvalidArgumentError("replay range is empty (to <= from)");
+  }
+  Detector a(live), b(candidate);
+  for (const AllowEntry& e : allowlist) {
+    a.PutAllow(e);
+    b.PutAllow(e);
+  }
+  Decisions da, db;
+  ReplayReport report;
+  absl::Time last_expire = from;
+  RETURN_IF_ERROR(store.ForEachEvent(from, to, [&](const AuthEvent& e) {
+    a.Observe(e, e.time, true, &da);
+    b.Observe(e, e.time, true, &db);
+    ++report.events;
+    if (e.time - last_expire > absl::Hours(1)) {
+      a.Expire(e.time);
+      b.Expire(e.time);
+      last_expire = e.time;
+    }
+    return absl::OkStatus();
+  }));
+  absl::flat_hash_map<IpPrefix, Ban> live_bans, candidate_bans;
+  for (const JournalEntry& j : da.journal) {
+    if (j.op == JournalEntry::Op::kAdd) live_bans.emplace(j.ban.prefix, j.ban);
+  }
+  for (const JournalEntry& j : db.journal) {
+    if (j.op == JournalEntry::Op::kAdd) {
+      candidate_bans.emplace(j.ban.prefix, j.ban);
+    }
+  }
+  for (const auto& [prefix, ban] : candidate_bans) {
+    if (live_bans.contains(prefix)) {
+      ++report.both;
+    } else {
+      report.only_candidate.push_back(ban);
+    }
+  }
+  for (const auto& [prefix, ban] : live_bans) {
+    if (!candidate_bans.contains(prefix)) {
+      report.only_live.push_back(ban);
+    }
+  }
+  const auto by_prefix = [](const Ban& x, const Ban& y) {
+    return x.prefix < y.prefix;
+  };
+  std::sort(report.only_candidate.begin(), report.only_candidate.end(),
+            by_prefix);
+  std::sort(report.only_live.begin(), report.only_live.end(), by_prefix);
+  return report;
+}
+
+}  // namespace rampart::server

@@ -1,0 +1,123 @@
+#pragma once
+
+// Correlator: the server's brain. Feeds agent events through the Detector,
+// makes every decision durable in the Store, and only then publishes ban
+// changes. After a restart (or a failed commit) it rebuilds from the store:
+// the durable ban list, history, allowlist and counters are loaded, and the
+// scores are replayed from the stored events of the rebuild horizon, so the
+// revision sequence continues where it stopped.
+//
+// Thread-safety: thread-safe; one mutex serialises ingestion and admin calls
+// (see docs/threading.md). Store calls happen under that mutex.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/core/ban_publisher.h"
+#include "server/core/detector.h"
+#include "server/core/policy.h"
+#include "server/store/store.h"
+
+namespace rampart::server {
+
+struct CorrelatorOptions {
+  Policy policy;
+  // Stored events this far back are replayed to rebuild scores. Zero means
+  // derived from the policy: the longest of 16 half-lives and the server,
+  // account, prefix and compromise windows.
+  absl::Duration rebuild_horizon = absl::ZeroDuration();
+};
+
+struct IngestResult {
+  bool duplicate = false;  // the batch had been committed before
+  size_t events = 0;
+  size_t new_bans = 0;
+  size_t alerts = 0;
+  size_t accounts = 0;
+  uint64_t revision = 0;  // ban-list revision after the batch
+};
+
+class Correlator {
+ public:
+  // Validates the policy and rebuilds from `store`. The references must
+  // outlive the Correlator.
+  static absl::StatusOr<std::unique_ptr<Correlator>> Create(
+      const CorrelatorOptions& options, Store& store, Clock& clock,
+      BanPublisher& publisher);
+
+  // Ingests one agent batch (at-least-once: a batch id already committed is
+  // reported as a duplicate and changes nothing). Events, bans, alerts and
+  // account records are committed in one transaction before any ban is
+  // published. kUnavailable while the store is down (the correlator is then
+  // degraded and retries a rebuild on the next call).
+  absl::StatusOr<IngestResult> Ingest(const std::optional<BatchId>& batch,
+                                      std::vector<AuthEvent> events);
+
+  // Administrative ban for `duration` (nullopt: permanent). Audited.
+  absl::StatusOr<Ban> AddBan(const IpPrefix& prefix,
+                             std::optional<absl::Duration> duration,
+                             std::string reason, std::string actor,
+                             BanOrigin origin = BanOrigin::kManual);
+  // Lifts a ban and forgives its score. Audited. NotFound if none.
+  absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
+                                std::string actor);
+  // Allowlist changes. Audited.
+  absl::Status AddAllow(AllowEntry entry, std::string actor);
+  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor);
+
+  // Periodic housekeeping (expiry, idle state). Call about once a minute.
+  void Expire();
+
+  uint64_t revision() const;
+  std::vector<Ban> ActiveBans() const;
+  std::vector<AllowEntry> Allowlist() const;
+  KeyInfo Explain(const IpAddress& ip) const;
+  // True while the last store write failed and no rebuild succeeded since.
+  bool degraded() const;
+
+ private:
+  Correlator(const CorrelatorOptions& options, Store& store, Clock& clock,
+             BanPublisher& publisher);
+
+  absl::Status RebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EnsureHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Commits `record` (with `decisions` merged in) and publishes its journal.
+  absl::Status CommitLocked(CommitRecord record, Decisions decisions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CorrelatorOptions options_;
+  const absl::Duration horizon_;
+  Store& store_;
+  Clock& clock_;
+  BanPublisher& publisher_;
+
+  mutable absl::Mutex mu_;
+  std::unique_ptr<Detector> detector_ ABSL_GUARDED_BY(mu_);
+  bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = true;
+};
+
+// Result of replaying stored events through two policies.
+struct ReplayReport {
+  size_t events = 0;
+  // Prefixes banned by the candidate policy but not by the live one, and the
+  // reverse; each with the candidate's (resp. live) ban for its reason.
+  std::vector<Ban> only_candidate;
+  std::vector<Ban> only_live;
+  size_t both = 0;
+};
+
+// Policy dry-run: replays the events stored in [from, to) through `live` and
+// `candidate` (each from a clean state, with `allowlist`) in simulated time
+// and reports which bans differ. Reads the store only.
+absl::StatusOr<ReplayReport> ReplayPolicies(
+    Store& store, absl::Time from, absl::Time to, const Policy& live,
+    const Policy& candidate, const std::vector<AllowEntry>& allowlist);
+
+}  // namespace rampart::server

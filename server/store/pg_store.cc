@@ -1,0 +1,1043 @@
+#include "server/store/pg_store.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "server/store/pg_migrations.h"
+#include "server/store/pg_status.h"
+
+namespace rampart::server {
+namespace {
+
+// pg_advisory_xact_lock keys (database-wide). Arbitrary constants: ASCII
+// "RAMPMIGR" and "RAMPJRNL".
+constexpr int64_t kMigrationLockKey = 0x52414d504d494752;
+constexpr int64_t kJournalLockKey = 0x52414d504a524e4c;
+
+// A prepared statement: `name` is what libpqxx prepares it as.
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+// --- Session set-up and migrations ------------------------------------------
+
+constexpr Statement kSetConfig{"set_config",
+                               "SELECT set_config($1, $2, false)"};
+constexpr Statement kAdvisoryXactLock{"advisory_xact_lock",
+                                      "SELECT pg_advisory_xact_lock($1)"};
+constexpr char kCreateMigrationsTable[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY,"
+    " name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+constexpr Statement kSelectMigrations{
+    "select_migrations",
+    "SELECT version, name FROM schema_migrations ORDER BY version"};
+constexpr Statement kInsertMigration{
+    "insert_migration",
+    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"};
+constexpr Statement kSchemaVersion{
+    "schema_version",
+    "SELECT coalesce(max(version), 0) FROM schema_migrations"};
+
+// --- Commit
+// -------------------------------------------------------------------
+
+constexpr Statement kInsertBatch{
+    "insert_batch",
+    "INSERT INTO agent_batches (agent_id, spool_epoch, sequence)"
+    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"};
+constexpr Statement kHasBatch{
+    "has_batch",
+    "SELECT EXISTS (SELECT 1 FROM agent_batches"
+    " WHERE agent_id = $1 AND spool_epoch = $2 AND sequence = $3)"};
+constexpr Statement kSelectJournalHead{"select_journal_head",
+                                       "SELECT revision FROM journal_head"};
+constexpr Statement kUpdateJournalHead{"update_journal_head",
+                                       "UPDATE journal_head SET revision = $1"};
+constexpr Statement kInsertJournal{
+    "insert_journal",
+    "INSERT INTO ban_journal (revision, op, at, ban_id, prefix, created,"
+    " expires, origin, level, reason, actor)"
+    " VALUES ($1, $2, $3::timestamptz, $4, $5::cidr, $6::timestamptz,"
+    " $7::timestamptz, $8, $9, $10, $11)"};
+// Every journal entry carries the ban after the change; the bans table holds
+// each ban as of its latest entry (removed_at set by kRemove).
+constexpr Statement kUpsertBan{
+    "upsert_ban",
+    "INSERT INTO bans (id, prefix, created, expires, origin, level, reason,"
+    " actor, removed_at)"
+    " VALUES ($1, $2::cidr, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8,"
+    " $9::timestamptz)"
+    " ON CONFLICT (id) DO UPDATE SET prefix = excluded.prefix,"
+    " created = excluded.created, expires = excluded.expires,"
+    " origin = excluded.origin, level = excluded.level,"
+    " reason = excluded.reason, actor = excluded.actor,"
+    " removed_at = excluded.removed_at"};
+// Column list for COPY (events written with pqxx::stream_to).
+constexpr const char* kEventCopyColumns[] = {
+    "time", "agent_id", "kind", "protocol", "ip", "username"};
+// The alternative, one multi-row INSERT per Commit (array literals).
+constexpr Statement kInsertEventsUnnest{
+    "insert_events_unnest",
+    "INSERT INTO events (time, agent_id, kind, protocol, ip, username)"
+    " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::smallint[],"
+    " $4::smallint[], $5::inet[], $6::bytea[])"};
+constexpr Statement kInsertAlert{
+    "insert_alert",
+    "INSERT INTO alerts (id, time, username, ip, agent_id, protocol,"
+    " ip_score, recent_failures, account_under_attack, evidence)"
+    " VALUES ($1, $2::timestamptz, $3, $4::inet, $5, $6, $7, $8, $9, $10)"};
+constexpr Statement kUpsertAccount{
+    "upsert_account",
+    "INSERT INTO accounts (username, first_seen, last_seen, failures,"
+    " distinct_ips, distinct_servers, sample_ips, servers)"
+    " VALUES ($1, $2::timestamptz, $3::timestamptz, $4, $5, $6, $7::text[],"
+    " $8::text[])"
+    " ON CONFLICT (username) DO UPDATE SET first_seen = excluded.first_seen,"
+    " last_seen = excluded.last_seen, failures = excluded.failures,"
+    " distinct_ips = excluded.distinct_ips,"
+    " distinct_servers = excluded.distinct_servers,"
+    " sample_ips = excluded.sample_ips, servers = excluded.servers"};
+constexpr Statement kUpsertAllow{
+    "upsert_allow",
+    "INSERT INTO allowlist (prefix, expires, comment, actor, created)"
+    " VALUES ($1::cidr, $2::timestamptz, $3, $4, $5::timestamptz)"
+    " ON CONFLICT (prefix) DO UPDATE SET expires = excluded.expires,"
+    " comment = excluded.comment, actor = excluded.actor,"
+    " created = excluded.created"};
+constexpr Statement kDeleteAllow{
+    "delete_allow", "DELETE FROM allowlist WHERE prefix = $1::cidr"};
+constexpr Statement kInsertAudit{
+    "insert_audit",
+    "INSERT INTO audit (time, actor, action, target, before, after)"
+    " VALUES ($1::timestamptz, $2, $3, $4, $5, $6)"};
+
+// --- Reads
+// --------------------------------------------------------------------
+
+// Ban columns in the order ReadBan() expects, starting at column 0.
+#define RAMPART_PG_BAN_COLUMNS                                          \
+  "id, prefix::text, rampart_micros(created), rampart_micros(expires)," \
+  " origin, level, reason, actor"
+
+constexpr Statement kMaxBanId{"max_ban_id",
+                              "SELECT coalesce(max(id), 0) FROM bans"};
+constexpr Statement kMaxAlertId{"max_alert_id",
+                                "SELECT coalesce(max(id), 0) FROM alerts"};
+constexpr Statement kActiveBans{"active_bans",
+                                "SELECT " RAMPART_PG_BAN_COLUMNS
+                                " FROM bans WHERE removed_at IS NULL"
+                                " AND expires > $1::timestamptz ORDER BY id"};
+// Per prefix: how many bans, and when the most recent one (highest id)
+// ended: at its removal if removed, else at its expiry.
+constexpr Statement kBanHistory{
+    "ban_history",
+    "SELECT DISTINCT ON (prefix) prefix::text,"
+    " count(*) OVER (PARTITION BY prefix),"
+    " rampart_micros(least(removed_at, expires))"
+    " FROM bans ORDER BY prefix, id DESC"};
+constexpr Statement kSelectAllowlist{
+    "select_allowlist",
+    "SELECT prefix::text, rampart_micros(expires), comment, actor,"
+    " rampart_micros(created) FROM allowlist ORDER BY prefix"};
+constexpr Statement kJournalSince{
+    "journal_since",
+    "SELECT revision, op, rampart_micros(at), ban_id, prefix::text,"
+    " rampart_micros(created), rampart_micros(expires), origin, level,"
+    " reason, actor FROM ban_journal WHERE revision > $1"
+    " ORDER BY revision LIMIT $2"};
+constexpr Statement kOldestRevision{
+    "oldest_revision", "SELECT coalesce(min(revision), 0) FROM ban_journal"};
+constexpr Statement kPruneJournal{
+    "prune_journal", "DELETE FROM ban_journal WHERE revision < $1"};
+// Event columns in the order ReadEvent() expects, starting at column 0.
+#define RAMPART_PG_EVENT_COLUMNS \
+  "rampart_micros(time), agent_id, kind, protocol, host(ip), username"
+constexpr Statement kEventsPage{
+    "events_page", "SELECT " RAMPART_PG_EVENT_COLUMNS
+                   ", id FROM events"
+                   " WHERE time >= $1::timestamptz AND time < $2::timestamptz"
+                   " AND (time, id) > ($3::timestamptz, $4)"
+                   " ORDER BY time, id LIMIT $5"};
+constexpr Statement kEventsForPrefix{
+    "events_for_prefix",
+    "SELECT " RAMPART_PG_EVENT_COLUMNS
+    " FROM events WHERE ip <<= $1::cidr AND time >= $2::timestamptz"
+    " ORDER BY time DESC, id DESC LIMIT $3"};
+constexpr Statement kPruneEvents{
+    "prune_events", "DELETE FROM events WHERE time < $1::timestamptz"};
+constexpr Statement kBansFor{
+    "bans_for", "SELECT " RAMPART_PG_BAN_COLUMNS
+                " FROM bans WHERE prefix = $1::cidr ORDER BY id DESC"};
+constexpr Statement kListAccounts{
+    "list_accounts",
+    "SELECT username, rampart_micros(first_seen), rampart_micros(last_seen),"
+    " failures, distinct_ips, distinct_servers, sample_ips, servers"
+    " FROM accounts WHERE last_seen >= $1::timestamptz"
+    " ORDER BY last_seen DESC, username LIMIT $2"};
+constexpr Statement kListAlerts{
+    "list_alerts",
+    "SELECT id, rampart_micros(time), username, host(ip), agent_id, protocol,"
+    " ip_score, recent_failures, account_under_attack, evidence"
+    " FROM alerts WHERE time >= $1::timestamptz"
+    " ORDER BY time DESC, id DESC LIMIT $2"};
+constexpr Statement kListAudit{
+    "list_audit",
+    "SELECT id, rampart_micros(time), actor, action, target, before, after"
+    " FROM audit WHERE time >= $1::timestamptz"
+    " ORDER BY time DESC, id DESC LIMIT $2"};
+
+#undef RAMPART_PG_BAN_COLUMNS
+#undef RAMPART_PG_EVENT_COLUMNS
+
+constexpr Statement kAllStatements[] = {
+    kSetConfig,       kAdvisoryXactLock,  kSelectMigrations,
+    kInsertMigration, kSchemaVersion,     kInsertBatch,
+    kHasBatch,        kSelectJournalHead, kUpdateJournalHead,
+    kInsertJournal,   kUpsertBan,         kInsertEventsUnnest,
+    kInsertAlert,     kUpsertAccount,     kUpsertAllow,
+    kDeleteAllow,     kInsertAudit,       kMaxBanId,
+    kMaxAlertId,      kActiveBans,        kBanHistory,
+    kSelectAllowlist, kJournalSince,      kOldestRevision,
+    kPruneJournal,    kEventsPage,        kEventsForPrefix,
+    kPruneEvents,     kBansFor,           kListAccounts,
+    kListAlerts,      kListAudit,
+};
+
+// --- Conversions
+// --------------------------------------------------------------
+
+// Text form of `t` for a timestamptz parameter or COPY field: ISO 8601 in
+// UTC with an explicit offset (independent of the session's TimeZone and
+// DateStyle), truncated to microseconds like absl::ToUnixMicros.
+std::string PgTime(absl::Time t) {
+  if (t == absl::InfiniteFuture()) {
+    return "infinity";
+  }
+  if (t == absl::InfinitePast()) {
+    return "-infinity";
+  }
+  const int64_t micros = absl::ToUnixMicros(t);
+  int64_t seconds = micros / 1000000;
+  int64_t fraction = micros % 1000000;
+  if (fraction < 0) {
+    fraction += 1000000;
+    --seconds;
+  }
+  const absl::CivilSecond c =
+      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
+  // PostgreSQL has no year 0: astronomical year y <= 0 is (1 - y) BC.
+  const bool bc = c.year() <= 0;
+  return absl::StrFormat("%04d-%02d-%02d %02d:%02d:%02d.%06d+00%s",
+                         bc ? 1 - c.year() : c.year(), c.month(), c.day(),
+                         c.hour(), c.minute(), c.second(), fraction,
+                         bc ? " BC" : "");
+}
+
+// Inverse of rampart_micros() (V001): int64 extremes are the infinities.
+absl::Time FromPgMicros(int64_t micros) {
+  if (micros == std::numeric_limits<int64_t>::max()) {
+    return absl::InfiniteFuture();
+  }
+  if (micros == std::numeric_limits<int64_t>::min()) {
+    return absl::InfinitePast();
+  }
+  return absl::FromUnixMicros(micros);
+}
+
+int64_t ToBigint(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t FromBigint(int64_t v) { return static_cast<uint64_t>(v); }
+int64_t LimitParam(size_t limit) {
+  return static_cast<int64_t>(
+      std::min<uint64_t>(limit, std::numeric_limits<int64_t>::max()));
+}
+
+// COPY / array-literal text form of a bytea value: "\x" and hex digits.
+void AppendByteaHex(std::string_view bytes, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->append("\\x");
+  for (unsigned char c : bytes) {
+    out->push_back(kHex[c >> 4]);
+    out->push_back(kHex[c & 0xf]);
+  }
+}
+
+// Appends `element` to a PostgreSQL array literal as a quoted element.
+void AppendArrayElement(std::string_view element, std::string* out) {
+  out->push_back('"');
+  for (char c : element) {
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+    }
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+// A text[] literal: {"a","b"}.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) {
+      out.push_back(',');
+    }
+    AppendArrayElement(values[i], &out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::vector<std::string> ParseTextArray(const pqxx::field& field) {
+  std::vector<std::string> out;
+  pqxx::array_parser parser = field.as_array();
+  for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
+       std::tie(kind, value) = parser.get_next()) {
+    if (kind == pqxx::array_parser::string_value) {
+      out.push_back(std::move(value));
+    }
+  }
+  return out;
+}
+
+std::string Bytes(const pqxx::field& field) {
+  return pqxx::binarystring(field).str();
+}
+
+absl::StatusOr<IpPrefix> ParsePrefix(const pqxx::field& field) {
+  return IpPrefix::FromString(field.c_str());
+}
+
+// True if `s` is valid UTF-8 without NUL: what a PostgreSQL text value
+// (UTF8 database) can hold.
+bool IsPgText(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) {
+      return false;
+    }
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) {
+      return false;
+    }
+    for (int k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+absl::Status CheckText(std::string_view field, std::string_view value) {
+  if (IsPgText(value)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s is not valid UTF-8 text (or contains NUL): \"%s\"",
+                      field, absl::CHexEscape(ToAbsl(Abbreviate(value)))));
+}
+
+// Rejects what PostgreSQL would reject with a less helpful SQLSTATE, and a
+// journal that is not contiguous in itself.
+absl::Status ValidateRecord(const CommitRecord& record) {
+  if (record.batch) {
+    RETURN_IF_ERROR(CheckText("batch agent_id", record.batch->agent_id));
+  }
+  for (const AuthEvent& e : record.events) {
+    RETURN_IF_ERROR(CheckText("event agent_id", e.agent_id));
+  }
+  for (size_t i = 0; i < record.journal.size(); ++i) {
+    const JournalEntry& j = record.journal[i];
+    if (i > 0 && j.revision != record.journal[i - 1].revision + 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("journal revisions not contiguous: %d follows %d",
+                          j.revision, record.journal[i - 1].revision));
+    }
+    RETURN_IF_ERROR(CheckText("ban reason", j.ban.reason));
+    RETURN_IF_ERROR(CheckText("ban actor", j.ban.actor));
+  }
+  for (const CompromiseAlert& a : record.alerts) {
+    RETURN_IF_ERROR(CheckText("alert agent_id", a.agent_id));
+  }
+  for (const AccountAttack& a : record.accounts) {
+    for (const std::string& s : a.sample_ips) {
+      RETURN_IF_ERROR(CheckText("account sample_ips", s));
+    }
+    for (const std::string& s : a.servers) {
+      RETURN_IF_ERROR(CheckText("account servers", s));
+    }
+  }
+  for (const AllowEntry& a : record.allow_put) {
+    RETURN_IF_ERROR(CheckText("allowlist comment", a.comment));
+    RETURN_IF_ERROR(CheckText("allowlist actor", a.actor));
+  }
+  for (const AuditRecord& a : record.audit) {
+    RETURN_IF_ERROR(CheckText("audit actor", a.actor));
+    RETURN_IF_ERROR(CheckText("audit action", a.action));
+    RETURN_IF_ERROR(CheckText("audit target", a.target));
+    RETURN_IF_ERROR(CheckText("audit before", a.before));
+    RETURN_IF_ERROR(CheckText("audit after", a.after));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Ban> ReadBan(const pqxx::row& row) {
+  Ban ban;
+  ban.id = FromBigint(row[0].as<int64_t>());
+  ASSIGN_OR_RETURN(ban.prefix, ParsePrefix(row[1]));
+  ban.created = FromPgMicros(row[2].as<int64_t>());
+  ban.expires = FromPgMicros(row[3].as<int64_t>());
+  ban.origin = static_cast<BanOrigin>(row[4].as<int>());
+  ban.level = row[5].as<int>();
+  ban.reason = row[6].as<std::string>();
+  ban.actor = row[7].as<std::string>();
+  return ban;
+}
+
+absl::StatusOr<AuthEvent> ReadEvent(const pqxx::row& row) {
+  AuthEvent e;
+  e.time = FromPgMicros(row[0].as<int64_t>());
+  e.agent_id = row[1].as<std::string>();
+  e.kind = static_cast<EventKind>(row[2].as<int>());
+  e.protocol = static_cast<Protocol>(row[3].as<int>());
+  if (!row[4].is_null()) {
+    ASSIGN_OR_RETURN(e.ip, IpAddress::FromString(row[4].c_str()));
+  }
+  e.user = Bytes(row[5]);
+  return e;
+}
+
+// Statement parameters for the events of one Commit as array literals.
+struct EventArrays {
+  std::string times = "{";
+  std::string agents = "{";
+  std::string kinds = "{";
+  std::string protocols = "{";
+  std::string ips = "{";
+  std::string users = "{";
+};
+
+EventArrays ToEventArrays(const std::vector<AuthEvent>& events) {
+  EventArrays a;
+  std::string hex;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const AuthEvent& e = events[i];
+    if (i > 0) {
+      for (std::string* s :
+           {&a.times, &a.agents, &a.kinds, &a.protocols, &a.ips, &a.users}) {
+        s->push_back(',');
+      }
+    }
+    AppendArrayElement(PgTime(e.time), &a.times);
+    AppendArrayElement(e.agent_id, &a.agents);
+    absl::StrAppendFormat(&a.kinds, "%d", static_cast<int>(e.kind));
+    absl::StrAppendFormat(&a.protocols, "%d", static_cast<int>(e.protocol));
+    if (e.ip) {
+      e.ip->AppendTo(&a.ips);
+    } else {
+      a.ips.append("NULL");
+    }
+    hex.clear();
+    AppendByteaHex(e.user, &hex);
+    AppendArrayElement(hex, &a.users);
+  }
+  for (std::string* s :
+       {&a.times, &a.agents, &a.kinds, &a.protocols, &a.ips, &a.users}) {
+    s->push_back('}');
+  }
+  return a;
+}
+
+}  // namespace
+
+// --- Session
+// ------------------------------------------------------------------
+
+class PgStore::Session {
+ public:
+  // Connects and sets up the session. Throws (libpqxx) on failure.
+  explicit Session(const PgStoreOptions& options) : conn_(options.dsn) {
+    // libpqxx 6 would otherwise silently reconnect after a broken
+    // connection, losing the session settings below (search_path!). We want
+    // the break reported (kUnavailable) and PgStore::Run() to build a fresh
+    // Session. The call is marked deprecated in 6.4 but is the only switch.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn_.inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+    pqxx::nontransaction tx(conn_);
+    tx.exec_params(
+        kSetConfig.sql, "statement_timeout",
+        std::to_string(absl::ToInt64Milliseconds(options.statement_timeout)));
+    if (!options.schema.empty()) {
+      tx.exec_params(kSetConfig.sql, "search_path",
+                     conn_.quote_name(options.schema));
+    }
+    tx.commit();
+    for (const Statement& s : kAllStatements) {
+      conn_.prepare(s.name, s.sql);
+    }
+  }
+
+  pqxx::connection& conn() { return conn_; }
+
+ private:
+  pqxx::connection conn_;
+};
+
+// --- PgStore
+// ------------------------------------------------------------------
+
+PgStore::PgStore(const PgStoreOptions& options) : options_(options) {}
+PgStore::~PgStore() = default;
+
+absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Create(
+    const PgStoreOptions& options) {
+  if (options.dsn.empty()) {
+    return absl::InvalidArgumentError("PgStore: empty dsn");
+  }
+  if (options.read_page_size <= 0) {
+    return absl::InvalidArgumentError("PgStore: read_page_size must be > 0");
+  }
+  // Not make_unique: the constructor is private.
+  std::unique_ptr<PgStore> store(new PgStore(options));
+  RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status PgStore::Run(const char* operation,
+                          const std::function<absl::Status(Session&)>& body) {
+  absl::MutexLock lock(&mu_);
+  try {
+    if (session_ == nullptr || !session_->conn().is_open()) {
+      session_.reset();
+      session_ = std::make_unique<Session>(options_);
+    }
+    return body(*session_);
+  } catch (...) {
+    absl::Status status =
+        StatusFromPqxxException(std::current_exception(), operation);
+    if (status.code() == absl::StatusCode::kUnavailable ||
+        status.code() == absl::StatusCode::kUnknown) {
+      // The connection is unusable or in an unknown state: start afresh.
+      session_.reset();
+    }
+    return status;
+  }
+}
+
+absl::Status PgStore::Migrate() {
+  const std::vector<Migration>& known = PgMigrations();
+  return Run("migrate", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    tx.exec_prepared(kAdvisoryXactLock.name, kMigrationLockKey);
+    if (!options_.schema.empty()) {
+      // An identifier cannot be a $n parameter; quote_name() escapes it.
+      tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(options_.schema));
+    }
+    tx.exec(kCreateMigrationsTable);
+    const pqxx::result applied = tx.exec_prepared(kSelectMigrations.name);
+    int current = 0;
+    for (const pqxx::row& row : applied) {
+      const int version = row[0].as<int>();
+      const std::string name = row[1].as<std::string>();
+      const auto it = std::find_if(
+          known.begin(), known.end(),
+          [&](const Migration& m) { return m.version == version; });
+      if (it == known.end()) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "database schema has migration V%03d__%s, unknown to this binary "
+            "(newest known: V%03d); upgrade Rampart",
+            version, name, known.empty() ? 0 : known.back().version));
+      }
+      if (it->name != name) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "database migration V%03d is \"%s\", this binary's is \"%s\"",
+            version, name, it->name));
+      }
+      current = std::max(current, version);
+    }
+    for (const Migration& m : known) {
+      if (m.version <= current) {
+        continue;
+      }
+      tx.exec(m.sql);
+      tx.exec_prepared(kInsertMigration.name, m.version, m.name);
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int> PgStore::SchemaVersion() {
+  int version = 0;
+  RETURN_IF_ERROR(Run("SchemaVersion", [&](Session& s) -> absl::Status {
+    pqxx::read_transaction tx(s.conn());
+    version = tx.exec_prepared1(kSchemaVersion.name)[0].as<int>();
+    return absl::OkStatus();
+  }));
+  return version;
+}
+
+void PgStore::SetEventWriteModeForTest(EventWriteMode mode) {
+  absl::MutexLock lock(&mu_);
+  event_write_mode_ = mode;
+}
+
+void PgStore::DisconnectForTest() {
+  absl::MutexLock lock(&mu_);
+  session_.reset();
+}
+
+absl::Status PgStore::DropSchemaForTest(const std::string& dsn,
+                                        const std::string& schema) {
+  try {
+    pqxx::connection conn(dsn);
+    pqxx::nontransaction tx(conn);
+    tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(schema) + " CASCADE");
+    return absl::OkStatus();
+  } catch (...) {
+    return StatusFromPqxxException(std::current_exception(),
+                                   "DropSchemaForTest");
+  }
+}
+
+absl::Status PgStore::Commit(const CommitRecord& record) {
+  if (record.empty()) {
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(ValidateRecord(record));
+  // Encoded outside the lock: the work does not need the connection.
+  std::optional<EventArrays> arrays;
+  EventWriteMode mode;
+  {
+    absl::MutexLock lock(&mu_);
+    mode = event_write_mode_;
+  }
+  if (mode == EventWriteMode::kInsertUnnest && !record.events.empty()) {
+    arrays = ToEventArrays(record.events);
+  }
+  return Run("Commit", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    if (!record.journal.empty()) {
+      // Serialises journal writers across connections and processes until
+      // this transaction ends; taken first so that lock order is always
+      // journal, then rows.
+      tx.exec_prepared(kAdvisoryXactLock.name, kJournalLockKey);
+    }
+    if (record.batch) {
+      const pqxx::result r =
+          tx.exec_prepared(kInsertBatch.name, record.batch->agent_id,
+                           ToBigint(record.batch->spool_epoch),
+                           ToBigint(record.batch->sequence));
+      if (r.affected_rows() == 0) {
+        return absl::AlreadyExistsError(absl::StrFormat(
+            "batch %s/%d/%d already committed", record.batch->agent_id,
+            record.batch->spool_epoch, record.batch->sequence));
+      }
+    }
+    if (!record.journal.empty()) {
+      const uint64_t head = FromBigint(
+          tx.exec_prepared1(kSelectJournalHead.name)[0].as<int64_t>());
+      const uint64_t first = record.journal.front().revision;
+      if (first <= head) {
+        return absl::AbortedError(absl::StrFormat(
+            "journal revision %d already written (stored revision %d): "
+            "another writer committed first; reload and retry",
+            first, head));
+      }
+      if (first != head + 1) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "journal revision %d does not follow stored revision %d", first,
+            head));
+      }
+      for (const JournalEntry& j : record.journal) {
+        const Ban& b = j.ban;
+        const std::string prefix = b.prefix.ToString();
+        const std::string created = PgTime(b.created);
+        const std::string expires = PgTime(b.expires);
+        tx.exec_prepared(kInsertJournal.name, ToBigint(j.revision),
+                         static_cast<int>(j.op), PgTime(j.at), ToBigint(b.id),
+                         prefix, created, expires, static_cast<int>(b.origin),
+                         b.level, b.reason, b.actor);
+        const std::string removed_at =
+            j.op == JournalEntry::Op::kRemove ? PgTime(j.at) : std::string();
+        tx.exec_prepared(kUpsertBan.name, ToBigint(b.id), prefix, created,
+                         expires, static_cast<int>(b.origin), b.level, b.reason,
+                         b.actor,
+                         removed_at.empty() ? nullptr : removed_at.c_str());
+      }
+      tx.exec_prepared(kUpdateJournalHead.name,
+                       ToBigint(record.journal.back().revision));
+    }
+    if (!record.events.empty()) {
+      if (arrays) {
+        tx.exec_prepared(kInsertEventsUnnest.name, arrays->times,
+                         arrays->agents, arrays->kinds, arrays->protocols,
+                         arrays->ips, arrays->users);
+      } else {
+        pqxx::stream_to copy(tx, "events", std::begin(kEventCopyColumns),
+                             std::end(kEventCopyColumns));
+        std::string ip;
+        std::string user;
+        for (const AuthEvent& e : record.events) {
+          ip.clear();
+          if (e.ip) {
+            e.ip->AppendTo(&ip);
+          }
+          user.clear();
+          AppendByteaHex(e.user, &user);
+          copy << std::make_tuple(PgTime(e.time), std::cref(e.agent_id),
+                                  static_cast<int>(e.kind),
+                                  static_cast<int>(e.protocol),
+                                  e.ip ? ip.c_str() : nullptr, std::cref(user));
+        }
+        copy.complete();
+      }
+    }
+    for (const CompromiseAlert& a : record.alerts) {
+      tx.exec_prepared(kInsertAlert.name, ToBigint(a.id), PgTime(a.time),
+                       pqxx::binarystring(a.user), a.ip.ToString(), a.agent_id,
+                       static_cast<int>(a.protocol), a.ip_score,
+                       a.recent_failures, a.account_under_attack,
+                       pqxx::binarystring(a.evidence));
+    }
+    for (const AccountAttack& a : record.accounts) {
+      tx.exec_prepared(kUpsertAccount.name, pqxx::binarystring(a.user),
+                       PgTime(a.first_seen), PgTime(a.last_seen), a.failures,
+                       a.distinct_ips, a.distinct_servers,
+                       TextArray(a.sample_ips), TextArray(a.servers));
+    }
+    for (const AllowEntry& a : record.allow_put) {
+      const std::string expires = a.expires ? PgTime(*a.expires) : "";
+      tx.exec_prepared(kUpsertAllow.name, a.prefix.ToString(),
+                       a.expires ? expires.c_str() : nullptr, a.comment,
+                       a.actor, PgTime(a.created));
+    }
+    for (const IpPrefix& p : record.allow_delete) {
+      tx.exec_prepared(kDeleteAllow.name, p.ToString());
+    }
+    for (const AuditRecord& a : record.audit) {
+      tx.exec_prepared(kInsertAudit.name, PgTime(a.time), a.actor, a.action,
+                       a.target, a.before, a.after);
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<bool> PgStore::HasBatch(const BatchId& batch) {
+  if (!IsPgText(batch.agent_id)) {
+    return false;  // could never have been committed
+  }
+  bool found = false;
+  RETURN_IF_ERROR(Run("HasBatch", [&](Session& s) -> absl::Status {
+    pqxx::read_transaction tx(s.conn());
+    found = tx.exec_prepared1(kHasBatch.name, batch.agent_id,
+                              ToBigint(batch.spool_epoch),
+                              ToBigint(batch.sequence))[0]
+                .as<bool>();
+    return absl::OkStatus();
+  }));
+  return found;
+}
+
+absl::StatusOr<DurableState> PgStore::LoadState(absl::Time now) {
+  DurableState state;
+  RETURN_IF_ERROR(Run("LoadState", [&](Session& s) -> absl::Status {
+    state = DurableState();
+    // One snapshot for all reads.
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(s.conn());
+    state.revision =
+        FromBigint(tx.exec_prepared1(kSelectJournalHead.name)[0].as<int64_t>());
+    state.max_ban_id =
+        FromBigint(tx.exec_prepared1(kMaxBanId.name)[0].as<int64_t>());
+    state.max_alert_id =
+        FromBigint(tx.exec_prepared1(kMaxAlertId.name)[0].as<int64_t>());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kActiveBans.name, PgTime(now))) {
+      ASSIGN_OR_RETURN(Ban ban, ReadBan(row));
+      state.active_bans.push_back(std::move(ban));
+    }
+    for (const pqxx::row& row : tx.exec_prepared(kBanHistory.name)) {
+      BanHistory h;
+      ASSIGN_OR_RETURN(h.prefix, ParsePrefix(row[0]));
+      h.bans = row[1].as<int>();
+      h.last_end = FromPgMicros(row[2].as<int64_t>());
+      state.history.push_back(h);
+    }
+    for (const pqxx::row& row : tx.exec_prepared(kSelectAllowlist.name)) {
+      AllowEntry a;
+      ASSIGN_OR_RETURN(a.prefix, ParsePrefix(row[0]));
+      if (!row[1].is_null()) {
+        a.expires = FromPgMicros(row[1].as<int64_t>());
+      }
+      a.comment = row[2].as<std::string>();
+      a.actor = row[3].as<std::string>();
+      a.created = FromPgMicros(row[4].as<int64_t>());
+      state.allowlist.push_back(std::move(a));
+    }
+    tx.commit();
+    return absl::OkStatus();
+  }));
+  // Canonical orders, independent of PostgreSQL's inet collation.
+  std::sort(state.history.begin(), state.history.end(),
+            [](const BanHistory& a, const BanHistory& b) {
+              return a.prefix < b.prefix;
+            });
+  std::sort(state.allowlist.begin(), state.allowlist.end(),
+            [](const AllowEntry& a, const AllowEntry& b) {
+              return a.prefix < b.prefix;
+            });
+  return state;
+}
+
+absl::StatusOr<std::vector<JournalEntry>> PgStore::JournalSince(uint64_t after,
+                                                                size_t limit) {
+  std::vector<JournalEntry> out;
+  RETURN_IF_ERROR(Run("JournalSince", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row : tx.exec_prepared(
+             kJournalSince.name, ToBigint(after), LimitParam(limit))) {
+      JournalEntry j;
+      j.revision = FromBigint(row[0].as<int64_t>());
+      j.op = static_cast<JournalEntry::Op>(row[1].as<int>());
+      j.at = FromPgMicros(row[2].as<int64_t>());
+      j.ban.id = FromBigint(row[3].as<int64_t>());
+      ASSIGN_OR_RETURN(j.ban.prefix, ParsePrefix(row[4]));
+      j.ban.created = FromPgMicros(row[5].as<int64_t>());
+      j.ban.expires = FromPgMicros(row[6].as<int64_t>());
+      j.ban.origin = static_cast<BanOrigin>(row[7].as<int>());
+      j.ban.level = row[8].as<int>();
+      j.ban.reason = row[9].as<std::string>();
+      j.ban.actor = row[10].as<std::string>();
+      out.push_back(std::move(j));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<uint64_t> PgStore::OldestRevision() {
+  uint64_t oldest = 0;
+  RETURN_IF_ERROR(Run("OldestRevision", [&](Session& s) -> absl::Status {
+    pqxx::read_transaction tx(s.conn());
+    oldest =
+        FromBigint(tx.exec_prepared1(kOldestRevision.name)[0].as<int64_t>());
+    return absl::OkStatus();
+  }));
+  return oldest;
+}
+
+absl::StatusOr<int64_t> PgStore::PruneJournal(uint64_t keep_from) {
+  int64_t deleted = 0;
+  RETURN_IF_ERROR(Run("PruneJournal", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    // keep_from beyond INT64_MAX deletes everything.
+    const int64_t bound =
+        keep_from > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+            ? std::numeric_limits<int64_t>::max()
+            : ToBigint(keep_from);
+    deleted = tx.exec_prepared(kPruneJournal.name, bound).affected_rows();
+    tx.commit();
+    return absl::OkStatus();
+  }));
+  return deleted;
+}
+
+absl::Status PgStore::ForEachEvent(
+    absl::Time from, absl::Time to,
+    const std::function<absl::Status(const AuthEvent&)>& fn) {
+  const std::string from_text = PgTime(from);
+  const std::string to_text = PgTime(to);
+  std::string after_time = from_text;
+  int64_t after_id = 0;
+  std::vector<AuthEvent> page;
+  while (true) {
+    page.clear();
+    RETURN_IF_ERROR(Run("ForEachEvent", [&](Session& s) -> absl::Status {
+      page.clear();
+      pqxx::read_transaction tx(s.conn());
+      const pqxx::result r =
+          tx.exec_prepared(kEventsPage.name, from_text, to_text, after_time,
+                           after_id, options_.read_page_size);
+      page.reserve(r.size());
+      for (const pqxx::row& row : r) {
+        ASSIGN_OR_RETURN(AuthEvent e, ReadEvent(row));
+        page.push_back(std::move(e));
+      }
+      if (!r.empty()) {
+        after_time = PgTime(page.back().time);
+        after_id = r.back()[6].as<int64_t>();
+      }
+      return absl::OkStatus();
+    }));
+    for (const AuthEvent& e : page) {
+      RETURN_IF_ERROR(fn(e));
+    }
+    if (page.size() < static_cast<size_t>(options_.read_page_size)) {
+      return absl::OkStatus();
+    }
+  }
+}
+
+absl::StatusOr<std::vector<AuthEvent>> PgStore::EventsForPrefix(
+    const IpPrefix& prefix, absl::Time since, size_t limit) {
+  std::vector<AuthEvent> out;
+  RETURN_IF_ERROR(Run("EventsForPrefix", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kEventsForPrefix.name, prefix.ToString(),
+                          PgTime(since), LimitParam(limit))) {
+      ASSIGN_OR_RETURN(AuthEvent e, ReadEvent(row));
+      out.push_back(std::move(e));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<int64_t> PgStore::PruneEvents(absl::Time before) {
+  int64_t deleted = 0;
+  RETURN_IF_ERROR(Run("PruneEvents", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    deleted =
+        tx.exec_prepared(kPruneEvents.name, PgTime(before)).affected_rows();
+    tx.commit();
+    return absl::OkStatus();
+  }));
+  return deleted;
+}
+
+absl::StatusOr<std::vector<Ban>> PgStore::BansFor(const IpPrefix& prefix) {
+  std::vector<Ban> out;
+  RETURN_IF_ERROR(Run("BansFor", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kBansFor.name, prefix.ToString())) {
+      ASSIGN_OR_RETURN(Ban ban, ReadBan(row));
+      out.push_back(std::move(ban));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<AccountAttack>> PgStore::ListAccounts(
+    absl::Time since, size_t limit) {
+  std::vector<AccountAttack> out;
+  RETURN_IF_ERROR(Run("ListAccounts", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row : tx.exec_prepared(
+             kListAccounts.name, PgTime(since), LimitParam(limit))) {
+      AccountAttack a;
+      a.user = Bytes(row[0]);
+      a.first_seen = FromPgMicros(row[1].as<int64_t>());
+      a.last_seen = FromPgMicros(row[2].as<int64_t>());
+      a.failures = row[3].as<int64_t>();
+      a.distinct_ips = row[4].as<int>();
+      a.distinct_servers = row[5].as<int>();
+      a.sample_ips = ParseTextArray(row[6]);
+      a.servers = ParseTextArray(row[7]);
+      out.push_back(std::move(a));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<CompromiseAlert>> PgStore::ListAlerts(
+    absl::Time since, size_t limit) {
+  std::vector<CompromiseAlert> out;
+  RETURN_IF_ERROR(Run("ListAlerts", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kListAlerts.name, PgTime(since), LimitParam(limit))) {
+      CompromiseAlert a;
+      a.id = FromBigint(row[0].as<int64_t>());
+      a.time = FromPgMicros(row[1].as<int64_t>());
+      a.user = Bytes(row[2]);
+      ASSIGN_OR_RETURN(a.ip, IpAddress::FromString(row[3].c_str()));
+      a.agent_id = row[4].as<std::string>();
+      a.protocol = static_cast<Protocol>(row[5].as<int>());
+      a.ip_score = row[6].as<double>();
+      a.recent_failures = row[7].as<int64_t>();
+      a.account_under_attack = row[8].as<bool>();
+      a.evidence = Bytes(row[9]);
+      out.push_back(std::move(a));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<AuditRecord>> PgStore::ListAudit(absl::Time since,
+                                                            size_t limit) {
+  std::vector<AuditRecord> out;
+  RETURN_IF_ERROR(Run("ListAudit", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kListAudit.name, PgTime(since), LimitParam(limit))) {
+      AuditRecord a;
+      a.id = FromBigint(row[0].as<int64_t>());
+      a.time = FromPgMicros(row[1].as<int64_t>());
+      a.actor = row[2].as<std::string>();
+      a.action = row[3].as<std::string>();
+      a.target = row[4].as<std::string>();
+      a.before = row[5].as<std::string>();
+      a.after = row[6].as<std::string>();
+      out.push_back(std::move(a));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace rampart::server

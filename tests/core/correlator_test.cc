@@ -1,0 +1,233 @@
+#include "server/core/correlator.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/in_memory_store.h"
+#include "tests/fakes/flaky_store.h"
+
+namespace rampart::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+const absl::Time kT0 = absl::FromCivil(absl::CivilSecond(2024, 3, 6, 10, 0, 0),
+                                       absl::UTCTimeZone());
+
+IpPrefix Prefix(const char* s) { return *IpPrefix::FromString(s); }
+
+std::vector<AuthEvent> Failures(const char* ip, int n, absl::Time t,
+                                const char* server = "mail1") {
+  std::vector<AuthEvent> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(AuthEvent{.agent_id = server,
+                            .kind = EventKind::kAuthFailure,
+                            .protocol = Protocol::kSmtp,
+                            .ip = IpAddress::Parse(ip),
+                            .user = "admin",
+                            .time = t});
+  }
+  return out;
+}
+
+CorrelatorOptions Options() {
+  CorrelatorOptions o;
+  o.policy.ban_jitter = 0;
+  return o;
+}
+
+class CorrelatorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Correlator> Make() {
+    absl::StatusOr<std::unique_ptr<Correlator>> c =
+        Correlator::Create(Options(), flaky_, clock_, publisher_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+  BatchId Batch(uint64_t seq) {
+    return BatchId{.agent_id = "mail1", .spool_epoch = 7, .sequence = seq};
+  }
+
+  SimulatedClock clock_{kT0};
+  InMemoryStore store_;
+  FlakyStore flaky_{store_};
+  RecordingPublisher publisher_;
+};
+
+TEST_F(CorrelatorTest, BanIsDurableBeforeItIsPublished) {
+  auto c = Make();
+  absl::StatusOr<IngestResult> r =
+      c->Ingest(Batch(1), Failures("198.51.100.7", 10, kT0));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->new_bans, 1u);
+  EXPECT_EQ(r->revision, 1u);
+  ASSERT_THAT(publisher_.published, SizeIs(1));
+  // What was published is in the store's journal, with the events.
+  absl::StatusOr<std::vector<JournalEntry>> journal =
+      store_.JournalSince(0, 10);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(*journal, publisher_.published);
+  int events = 0;
+  ASSERT_TRUE(store_
+                  .ForEachEvent(kT0 - absl::Hours(1), kT0 + absl::Hours(1),
+                                [&](const AuthEvent&) {
+                                  ++events;
+                                  return absl::OkStatus();
+                                })
+                  .ok());
+  EXPECT_EQ(events, 10);
+}
+
+TEST_F(CorrelatorTest, FailedCommitPublishesNothingAndRecovers) {
+  auto c = Make();
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 9, kT0)).ok());
+  flaky_.FailNextCommits(1);
+  absl::StatusOr<IngestResult> r =
+      c->Ingest(Batch(2), Failures("198.51.100.7", 5, kT0));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(publisher_.published, IsEmpty());
+  EXPECT_TRUE(c->degraded());
+  // While the database is down, the correlator says so clearly.
+  flaky_.SetDown(true);
+  r = c->Ingest(Batch(2), Failures("198.51.100.7", 5, kT0));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("degraded"));
+  // Back up: the agent retries batch 2. The failed attempt left no trace:
+  // 9 + 1 = 10 bans, not 9 + 5 + 1.
+  flaky_.SetDown(false);
+  r = c->Ingest(Batch(2), Failures("198.51.100.7", 1, kT0));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(c->degraded());
+  EXPECT_EQ(r->new_bans, 1u);
+  ASSERT_THAT(publisher_.published, SizeIs(1));
+  EXPECT_EQ(publisher_.published[0].revision, 1u);
+}
+
+TEST_F(CorrelatorTest, DuplicateBatchesDoNotDoubleCount) {
+  auto c = Make();
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 6, kT0)).ok());
+  absl::StatusOr<IngestResult> again =
+      c->Ingest(Batch(1), Failures("198.51.100.7", 6, kT0));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_NEAR(c->Explain(*IpAddress::Parse("198.51.100.7")).score, 6, 1e-6);
+  EXPECT_THAT(publisher_.published, IsEmpty());
+}
+
+TEST_F(CorrelatorTest, RestartContinuesRevisionsScoresAndBans) {
+  {
+    auto c = Make();
+    ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 10, kT0)).ok());
+    ASSERT_TRUE(
+        c->AddBan(Prefix("203.0.113.0/24"), absl::Hours(2), "abuse", "alice")
+            .ok());
+    ASSERT_TRUE(c->Ingest(Batch(2), Failures("198.51.100.8", 9, kT0)).ok());
+    EXPECT_EQ(c->revision(), 2u);
+  }
+  clock_.Advance(absl::Seconds(1));
+  auto c = Make();
+  EXPECT_EQ(c->revision(), 2u);
+  ASSERT_THAT(c->ActiveBans(), SizeIs(2));
+  // The score of .8 was rebuilt from stored events (9, decayed for 1 s):
+  // two more failures ban it.
+  EXPECT_NEAR(c->Explain(*IpAddress::Parse("198.51.100.8")).score, 8.9965,
+              1e-3);
+  absl::StatusOr<IngestResult> r =
+      c->Ingest(Batch(3), Failures("198.51.100.8", 2, clock_.Now()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->new_bans, 1u);
+  EXPECT_EQ(r->revision, 3u);
+  // .7 was banned before the restart: its score started afresh then, and
+  // the rebuild reproduces that instead of a score of 10.
+  EXPECT_LT(c->Explain(*IpAddress::Parse("198.51.100.7")).score, 0.5);
+}
+
+TEST_F(CorrelatorTest, AdminActionsAreAuditedWithBeforeAndAfter) {
+  auto c = Make();
+  ASSERT_TRUE(c->AddAllow(AllowEntry{.prefix = Prefix("192.0.2.0/28"),
+                                     .comment = "admins"},
+                          "alice")
+                  .ok());
+  ASSERT_TRUE(
+      c->AddBan(Prefix("203.0.113.9"), absl::Hours(1), "manual", "bob").ok());
+  ASSERT_TRUE(c->RemoveBan(Prefix("203.0.113.9"), "oops", "carol").ok());
+  ASSERT_TRUE(c->RemoveAllow(Prefix("192.0.2.0/28"), "dave").ok());
+  EXPECT_EQ(c->RemoveAllow(Prefix("192.0.2.0/28"), "dave").code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<AuditRecord>> audit =
+      store_.ListAudit(kT0 - absl::Hours(1), 10);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_THAT(*audit, SizeIs(4));
+  // Newest first.
+  EXPECT_EQ((*audit)[0].action, "allow.remove");
+  EXPECT_EQ((*audit)[0].actor, "dave");
+  EXPECT_THAT((*audit)[0].before, HasSubstr("\"comment\":\"admins\""));
+  EXPECT_EQ((*audit)[1].action, "ban.remove");
+  EXPECT_THAT((*audit)[1].before, HasSubstr("\"prefix\":\"203.0.113.9\""));
+  EXPECT_EQ((*audit)[2].action, "ban.add");
+  EXPECT_EQ((*audit)[2].after.empty(), false);
+  EXPECT_EQ((*audit)[3].action, "allow.add");
+  // The allowlist is durable.
+  absl::StatusOr<DurableState> state = store_.LoadState(clock_.Now());
+  ASSERT_TRUE(state.ok());
+  EXPECT_THAT(state->allowlist, IsEmpty());
+}
+
+TEST_F(CorrelatorTest, JournalResumeReturnsExactlyTheMissingEntries) {
+  auto c = Make();
+  for (int i = 1; i <= 5; ++i) {
+    // Separate /48s, so no prefix ban covers the next address.
+    const std::string ip = "2001:db8:" + std::to_string(i) + "::1";
+    ASSERT_TRUE(c->Ingest(Batch(i), Failures(ip.c_str(), 10, kT0)).ok());
+  }
+  // An agent that enforced revision 3 needs 4 and 5.
+  absl::StatusOr<std::vector<JournalEntry>> missing =
+      store_.JournalSince(3, 100);
+  ASSERT_TRUE(missing.ok());
+  ASSERT_THAT(*missing, SizeIs(2));
+  EXPECT_EQ((*missing)[0].revision, 4u);
+  EXPECT_EQ((*missing)[1].revision, 5u);
+  EXPECT_EQ((*missing)[1].ban.prefix.ToString(), "2001:db8:5::/64");
+}
+
+TEST_F(CorrelatorTest, DryRunReportsBansThatDifferBetweenPolicies) {
+  auto c = Make();
+  // Stored history: .1 fails 12 times, .2 six times, .3 twice.
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.1", 12, kT0)).ok());
+  ASSERT_TRUE(c->Ingest(Batch(2), Failures("198.51.100.2", 6, kT0)).ok());
+  ASSERT_TRUE(c->Ingest(Batch(3), Failures("198.51.100.3", 2, kT0)).ok());
+  Policy live = Options().policy;
+  Policy candidate = live;
+  candidate.ban_threshold = 5;
+  candidate.prefix_k = 64;  // isolate the threshold change
+  live.prefix_k = 64;
+  absl::StatusOr<ReplayReport> report = ReplayPolicies(
+      store_, kT0 - absl::Hours(1), kT0 + absl::Hours(1), live, candidate, {});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->events, 20u);
+  EXPECT_EQ(report->both, 1u);
+  ASSERT_THAT(report->only_candidate, SizeIs(1));
+  EXPECT_EQ(report->only_candidate[0].prefix.ToString(), "198.51.100.2");
+  EXPECT_THAT(report->only_live, IsEmpty());
+  // And the reverse direction.
+  report = ReplayPolicies(store_, kT0 - absl::Hours(1), kT0 + absl::Hours(1),
+                          candidate, live, {});
+  ASSERT_TRUE(report.ok());
+  ASSERT_THAT(report->only_live, SizeIs(1));
+  EXPECT_THAT(report->only_candidate, IsEmpty());
+  // Empty range is an error.
+  EXPECT_FALSE(ReplayPolicies(store_, kT0, kT0, live, candidate, {}).ok());
+}
+
+TEST_F(CorrelatorTest, InvalidPolicyIsRejectedAtCreation) {
+  CorrelatorOptions o = Options();
+  o.policy.half_life = absl::ZeroDuration();
+  absl::StatusOr<std::unique_ptr<Correlator>> c =
+      Correlator::Create(o, store_, clock_, publisher_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("half_life"));
+}
+
+}  // namespace
+}  // namespace rampart::server
