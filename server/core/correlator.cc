@@ -80,8 +80,7 @@ absl::Status Correlator::RebuildLocked() {
         // Replay each event at its own time (clamped to now): decay is
         // time-invariant, so scores come back exactly, and a score resets at
         // the same event where the live run banned.
-        detector->Observe(e, std::min(e.time, now), /*decide=*/false,
-                          &ignored);
+        detector->Observe(e, std::min(e.time, now), /*decide=*/false, &ignored);
         ++replayed;
         return absl::OkStatus();
       }));

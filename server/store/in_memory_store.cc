@@ -11,16 +11,16 @@ absl::Status InMemoryStore::Commit(const CommitRecord& r) {
   // Validate everything first: all or nothing.
   if (r.batch.has_value() &&
       std::find(batches_.begin(), batches_.end(), *r.batch) != batches_.end()) {
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "batch %s/%d/%d already committed", r.batch->agent_id,
-        r.batch->spool_epoch, r.batch->sequence));
+    return absl::AlreadyExistsError(
+        absl::StrFormat("batch %s/%d/%d already committed", r.batch->agent_id,
+                        r.batch->spool_epoch, r.batch->sequence));
   }
   uint64_t expect = head_revision_ + 1;
   for (const JournalEntry& j : r.journal) {
     if (j.revision < expect && &j == &r.journal.front()) {
-      return absl::AbortedError(absl::StrFormat(
-          "journal revision %d already written (head is %d)", j.revision,
-          head_revision_));
+      return absl::AbortedError(
+          absl::StrFormat("journal revision %d already written (head is %d)",
+                          j.revision, head_revision_));
     }
     if (j.revision != expect) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -93,8 +93,8 @@ absl::StatusOr<DurableState> InMemoryStore::LoadState(absl::Time now) {
     h.prefix = b.prefix;
     ++h.bans;
     h.last_level = b.level;
-    h.last_end = stored.removed_at ? std::min(*stored.removed_at, b.expires)
-                                   : b.expires;
+    h.last_end =
+        stored.removed_at ? std::min(*stored.removed_at, b.expires) : b.expires;
   }
   for (auto& [prefix, h] : history) {
     s.history.push_back(h);

@@ -32,8 +32,9 @@ class InMemoryStore final : public Store {
   absl::Status ForEachEvent(
       absl::Time from, absl::Time to,
       const std::function<absl::Status(const AuthEvent&)>& fn) override;
-  absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
-      const IpPrefix& prefix, absl::Time since, size_t limit) override;
+  absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(const IpPrefix& prefix,
+                                                         absl::Time since,
+                                                         size_t limit) override;
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
   absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& prefix) override;
   absl::StatusOr<std::vector<AccountAttack>> ListAccounts(

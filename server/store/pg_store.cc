@@ -145,12 +145,11 @@ constexpr Statement kActiveBans{"active_bans",
                                 " AND expires > $1::timestamptz ORDER BY id"};
 // Per prefix: how many bans, and when the most recent one (highest id)
 // ended: at its removal if removed, else at its expiry.
-constexpr Statement kBanHistory{
-    "ban_history",
-    "SELECT DISTINCT ON (prefix) prefix::text,"
-    " count(*) OVER (PARTITION BY prefix),"
-    " rampart_micros(least(removed_at, expires))"
-    " FROM bans ORDER BY prefix, id DESC"};
+constexpr Statement kBanHistory{"ban_history",
+                                "SELECT DISTINCT ON (prefix) prefix::text,"
+                                " count(*) OVER (PARTITION BY prefix),"
+                                " rampart_micros(least(removed_at, expires))"
+                                " FROM bans ORDER BY prefix, id DESC"};
 constexpr Statement kSelectAllowlist{
     "select_allowlist",
     "SELECT prefix::text, rampart_micros(expires), comment, actor,"
