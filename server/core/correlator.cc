@@ -267,6 +267,11 @@ void Correlator::Expire() {
   }
 }
 
+absl::StatusOr<int64_t> Correlator::PruneEvents(absl::Duration retention) {
+  const absl::Duration keep = std::max(retention, horizon_);
+  return store_.PruneEvents(clock_.Now() - keep);
+}
+
 uint64_t Correlator::revision() const {
   absl::MutexLock lock(&mu_);
   return detector_->revision();

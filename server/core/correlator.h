@@ -75,6 +75,11 @@ class Correlator {
   // Periodic housekeeping (expiry, idle state). Call about once a minute.
   void Expire();
 
+  // Event retention: deletes stored events older than `retention`, but never
+  // inside the rebuild horizon (scores must survive a restart). Returns the
+  // number of events deleted.
+  absl::StatusOr<int64_t> PruneEvents(absl::Duration retention);
+
   uint64_t revision() const;
   std::vector<Ban> ActiveBans() const;
   std::vector<AllowEntry> Allowlist() const;

@@ -220,6 +220,22 @@ TEST_F(CorrelatorTest, DryRunReportsBansThatDifferBetweenPolicies) {
   EXPECT_FALSE(ReplayPolicies(store_, kT0, kT0, live, candidate, {}).ok());
 }
 
+TEST_F(CorrelatorTest, RetentionNeverCutsIntoTheRebuildHorizon) {
+  auto c = Make();
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 3, kT0)).ok());
+  clock_.Advance(absl::Hours(3));
+  ASSERT_TRUE(
+      c->Ingest(Batch(2), Failures("198.51.100.8", 2, clock_.Now())).ok());
+  // Asked to keep 1 hour; the default horizon (24 h windows) wins.
+  absl::StatusOr<int64_t> pruned = c->PruneEvents(absl::Hours(1));
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 0);
+  clock_.Advance(absl::Hours(23));  // the first batch is now 26 h old
+  pruned = c->PruneEvents(absl::Hours(1));
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 3);
+}
+
 TEST_F(CorrelatorTest, InvalidPolicyIsRejectedAtCreation) {
   CorrelatorOptions o = Options();
   o.policy.half_life = absl::ZeroDuration();
