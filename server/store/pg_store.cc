@@ -143,12 +143,13 @@ constexpr Statement kActiveBans{"active_bans",
                                 "SELECT " RAMPART_PG_BAN_COLUMNS
                                 " FROM bans WHERE removed_at IS NULL"
                                 " AND expires > $1::timestamptz ORDER BY id"};
-// Per prefix: how many bans, and when the most recent one (highest id)
-// ended: at its removal if removed, else at its expiry.
+// Per prefix: how many bans, and the level of the most recent one (highest
+// id) and when it ended: at its removal if removed, else at its expiry.
 constexpr Statement kBanHistory{"ban_history",
                                 "SELECT DISTINCT ON (prefix) prefix::text,"
                                 " count(*) OVER (PARTITION BY prefix),"
-                                " rampart_micros(least(removed_at, expires))"
+                                " rampart_micros(least(removed_at, expires)),"
+                                " level"
                                 " FROM bans ORDER BY prefix, id DESC"};
 constexpr Statement kSelectAllowlist{
     "select_allowlist",
@@ -804,6 +805,7 @@ absl::StatusOr<DurableState> PgStore::LoadState(absl::Time now) {
       ASSIGN_OR_RETURN(h.prefix, ParsePrefix(row[0]));
       h.bans = row[1].as<int>();
       h.last_end = FromPgMicros(row[2].as<int64_t>());
+      h.last_level = row[3].as<int>();
       state.history.push_back(h);
     }
     for (const pqxx::row& row : tx.exec_prepared(kSelectAllowlist.name)) {

@@ -173,6 +173,30 @@ TEST_P(CrashTest, KilledAfterNDecisionsRestartsWithSameBansAndRevision) {
                 BanBatch(kDecisions + 7, clock_.Now()));
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->revision, static_cast<uint64_t>(kDecisions) + 1);
+  // Escalation survives the crash: lift the first ban, offend again, and the
+  // new ban is a second offence (level 1, 2 h instead of 30 min).
+  ASSERT_TRUE(c->RemoveBan(active[0].prefix, "test", "crash-test").ok());
+  absl::StatusOr<IngestResult> again =
+      c->Ingest(BatchId{.agent_id = "mail1", .sequence = 5001},
+                BanBatch(0, clock_.Now()));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->new_bans, 1u);
+  {
+    std::unique_ptr<Store> store2;
+    std::unique_ptr<Correlator> c2;
+    Restart(&store2, &c2);  // history reloaded from the store only
+    ASSERT_TRUE(c2->RemoveBan(active[0].prefix, "test", "crash-test").ok());
+    absl::StatusOr<IngestResult> third =
+        c2->Ingest(BatchId{.agent_id = "mail1", .sequence = 5002},
+                   BanBatch(0, clock_.Now()));
+    ASSERT_TRUE(third.ok()) << third.status();
+    absl::StatusOr<std::vector<Ban>> bans = store2->BansFor(active[0].prefix);
+    ASSERT_TRUE(bans.ok());
+    ASSERT_GE(bans->size(), 3u);
+    EXPECT_EQ((*bans)[0].level, 2);  // newest first: the third offence
+    EXPECT_EQ((*bans)[1].level, 1);
+    EXPECT_EQ((*bans)[0].expires - (*bans)[0].created, absl::Hours(8));
+  }
   // A batch the child committed is still a duplicate after the crash.
   absl::StatusOr<IngestResult> dup =
       c->Ingest(BatchId{.agent_id = "mail1", .sequence = 1}, BanBatch(0));
