@@ -205,6 +205,9 @@ absl::StatusOr<IpPrefix> IpPrefix::FromString(std::string_view text) {
   bool digits_ok = !len_text.empty() && len_text.size() <= 3;
   for (char c : len_text) {
     digits_ok = digits_ok && c >= '0' && c <= '9';
+    if (!digits_ok) {
+      break;  // never accumulate non-digits (signed overflow on long input)
+    }
     length = length * 10 + (c - '0');
   }
   if (!digits_ok || length > addr->bits()) {

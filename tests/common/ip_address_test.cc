@@ -94,6 +94,10 @@ TEST(IpPrefixTest, RejectsHostBitsAndBadLengths) {
         "2001:db8::/129", "1.2.3.0/2a", "x/8", "1.2.3.0/0008"}) {
     EXPECT_FALSE(IpPrefix::FromString(bad).ok()) << bad;
   }
+  // A long non-numeric length must not overflow (found by the config fuzzer).
+  EXPECT_FALSE(
+      IpPrefix::FromString("192.0.2.0/" + std::string(10000, 'z')).ok());
+  EXPECT_FALSE(IpPrefix::FromString("192.0.2.0/sqlite:ons:25000").ok());
 }
 
 }  // namespace
