@@ -1,22 +1,20 @@
-// rampartctl: the administrator's command line over the admin gRPC API. This
-// file only parses the command line and wires the modules together.
+// rampartctl: the administrator's command line over the admin gRPC API
+// (docs/rampartctl.md). This file only reads the process environment and
+// hands over to the rampart_ctl library.
 
+#include <cstdlib>
+#include <iostream>
 #include <string>
+#include <vector>
 
-#include "CLI/CLI.hpp"
-#include "common/version.h"
+#include "ctl/cli.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"rampartctl: administer a Rampart estate"};
-  app.set_version_flag("--version", std::string(rampart::kVersion));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  rampart::ctl::CtlEnvironment env;
+  if (const char* server = std::getenv("RAMPART_SERVER"); server != nullptr) {
+    env.server = server;
   }
-  std::fputs(app.help().c_str(), stdout);
-  return 0;
+  env.in = &std::cin;
+  return rampart::ctl::RunCtl(args, std::cout, std::cerr, env);
 }
