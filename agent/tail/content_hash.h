@@ -1,0 +1,36 @@
+#pragma once
+
+// A stable 64-bit content hash (FNV-1a) for tail fingerprints and line
+// records. Stable across processes and versions because it is persisted
+// (absl::Hash is salted per process and must not be used here). Not
+// collision-resistant against an adversary; the inputs are offsets into a
+// log whose bytes an attacker controls only partly, and a collision costs
+// at most a missed wrap detection or a delayed line.
+//
+// Thread-safety: pure functions, thread-safe.
+
+#include <cstdint>
+#include <string_view>
+
+namespace rampart::agent {
+
+inline constexpr uint64_t kFnv64Offset = 0xcbf29ce484222325ull;
+
+// FNV-1a of `data`, continuing from `seed` (kFnv64Offset for a fresh hash).
+inline uint64_t ContentHash64(std::string_view data,
+                              uint64_t seed = kFnv64Offset) {
+  uint64_t h = seed;
+  for (const char c : data) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// 32-bit fold of ContentHash64, for the per-line records.
+inline uint32_t ContentHash32(std::string_view data) {
+  const uint64_t h = ContentHash64(data);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+}  // namespace rampart::agent
