@@ -1,9 +1,14 @@
 #include "server/core/correlator.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -123,49 +128,140 @@ absl::Status Correlator::CommitLocked(CommitRecord record,
 
 absl::StatusOr<IngestResult> Correlator::Ingest(
     const std::optional<BatchId>& batch, std::vector<AuthEvent> events) {
+  std::vector<IngestBatch> batches;
+  batches.push_back(IngestBatch{.id = batch, .events = std::move(events)});
+  return std::move(IngestMany(std::move(batches)).front());
+}
+
+std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
+    std::vector<IngestBatch> batches) {
+  const size_t n = batches.size();
+  const auto fail_all = [n](const absl::Status& s) {
+    return std::vector<absl::StatusOr<IngestResult>>(n, s);
+  };
+  if (n == 0) {
+    return {};
+  }
   absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(EnsureHealthyLocked());
-  IngestResult result;
-  if (batch.has_value()) {
-    absl::StatusOr<bool> seen = store_.HasBatch(*batch);
-    if (!seen.ok()) {
-      return seen.status();
-    }
-    if (*seen) {
-      result.duplicate = true;
-      result.revision = detector_->revision();
-      return result;
-    }
+  if (absl::Status s = EnsureHealthyLocked(); !s.ok()) {
+    return fail_all(s);
   }
-  const absl::Time now = clock_.Now();
-  Decisions decisions;
-  for (const AuthEvent& e : events) {
-    detector_->Observe(e, now, /*decide=*/true, &decisions);
-  }
-  result.events = events.size();
-  for (const JournalEntry& j : decisions.journal) {
-    result.new_bans += j.op == JournalEntry::Op::kAdd ? 1 : 0;
-  }
-  result.alerts = decisions.alerts.size();
-  result.accounts = decisions.accounts.size();
-  CommitRecord record{.batch = batch, .events = std::move(events)};
-  if (absl::Status s = CommitLocked(std::move(record), std::move(decisions));
-      !s.ok()) {
-    if (s.code() == absl::StatusCode::kAlreadyExists && batch.has_value()) {
-      // Either another process committed the same batch between our check
-      // and our commit (a duplicate), or some other unique key clashed. Only
-      // the store can tell; nothing of ours was written either way.
-      absl::StatusOr<bool> seen = store_.HasBatch(*batch);
-      if (seen.ok() && *seen) {
-        return IngestResult{.duplicate = true};
+  // 1. Duplicates, before anything is observed: repeated within the call
+  // (the first occurrence wins), then already committed (one store call
+  // for all the ids).
+  std::vector<bool> duplicate(n, false);
+  std::vector<size_t> with_id;  // indexes of batches to look up
+  std::vector<BatchId> ids;
+  {
+    absl::flat_hash_set<std::tuple<std::string_view, uint64_t, uint64_t>> seen;
+    for (size_t i = 0; i < n; ++i) {
+      if (!batches[i].id.has_value()) {
+        continue;
       }
-      return absl::AbortedError(absl::StrFormat(
-          "commit conflict, batch not stored (retry): %s", s.ToString()));
+      const BatchId& id = *batches[i].id;
+      if (!seen.emplace(id.agent_id, id.spool_epoch, id.sequence).second) {
+        duplicate[i] = true;
+        continue;
+      }
+      with_id.push_back(i);
+      ids.push_back(id);
     }
-    return s;
   }
-  result.revision = detector_->revision();
-  return result;
+  if (!ids.empty()) {
+    absl::StatusOr<std::vector<bool>> stored = store_.HasBatches(ids);
+    if (!stored.ok()) {
+      return fail_all(stored.status());
+    }
+    if (stored->size() != ids.size()) {
+      return fail_all(absl::InternalError(
+          "Store::HasBatches returned the wrong number of results"));
+    }
+    for (size_t k = 0; k < with_id.size(); ++k) {
+      duplicate[with_id[k]] = (*stored)[k];
+    }
+  }
+  // 2. Observe every new batch, in order, and count what each decided.
+  const absl::Time now = clock_.Now();
+  std::vector<IngestResult> results(n);
+  Decisions decisions;
+  CommitRecord record;
+  // Position of batch i's id in record.batches (kNone: no id, duplicate).
+  constexpr size_t kNone = static_cast<size_t>(-1);
+  std::vector<size_t> commit_pos(n, kNone);
+  for (size_t i = 0; i < n; ++i) {
+    IngestResult& r = results[i];
+    if (duplicate[i]) {
+      r.duplicate = true;
+      continue;
+    }
+    const size_t journal_before = decisions.journal.size();
+    const size_t alerts_before = decisions.alerts.size();
+    const size_t accounts_before = decisions.accounts.size();
+    for (const AuthEvent& e : batches[i].events) {
+      detector_->Observe(e, now, /*decide=*/true, &decisions);
+    }
+    r.events = batches[i].events.size();
+    for (size_t j = journal_before; j < decisions.journal.size(); ++j) {
+      r.new_bans += decisions.journal[j].op == JournalEntry::Op::kAdd ? 1 : 0;
+    }
+    r.alerts = decisions.alerts.size() - alerts_before;
+    r.accounts = decisions.accounts.size() - accounts_before;
+    if (batches[i].id.has_value()) {
+      commit_pos[i] = record.batches.size();
+      record.batches.push_back(*batches[i].id);
+    }
+    if (record.events.empty()) {
+      record.events = std::move(batches[i].events);
+    } else {
+      record.events.insert(record.events.end(),
+                           std::make_move_iterator(batches[i].events.begin()),
+                           std::make_move_iterator(batches[i].events.end()));
+    }
+  }
+  // 3. One transaction for all of them; publish only after it committed.
+  const bool had_ids = !record.batches.empty();
+  absl::Status committed = absl::OkStatus();
+  if (!record.empty() || !decisions.empty()) {  // else all were duplicates
+    committed = CommitLocked(std::move(record), std::move(decisions));
+  }
+  if (!committed.ok()) {
+    if (committed.code() != absl::StatusCode::kAlreadyExists || !had_ids) {
+      return fail_all(committed);
+    }
+    // Another process committed one of these batches between our check and
+    // our commit, or some other unique key clashed. Nothing of ours was
+    // written; only the store can tell which batches are now duplicates.
+    std::vector<BatchId> to_check;
+    for (size_t i = 0; i < n; ++i) {
+      if (commit_pos[i] != kNone) {
+        to_check.push_back(*batches[i].id);
+      }
+    }
+    absl::StatusOr<std::vector<bool>> stored = store_.HasBatches(to_check);
+    const absl::Status retry = absl::AbortedError(absl::StrFormat(
+        "commit conflict, batch not stored (retry): %s", committed.ToString()));
+    std::vector<absl::StatusOr<IngestResult>> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const bool now_duplicate =
+          duplicate[i] ||
+          (commit_pos[i] != kNone && stored.ok() &&
+           stored->size() == to_check.size() && (*stored)[commit_pos[i]]);
+      if (now_duplicate) {
+        out.push_back(IngestResult{.duplicate = true});
+      } else {
+        out.push_back(retry);
+      }
+    }
+    return out;
+  }
+  std::vector<absl::StatusOr<IngestResult>> out;
+  out.reserve(n);
+  for (IngestResult& r : results) {
+    r.revision = detector_->revision();
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,

@@ -35,8 +35,17 @@ struct CorrelatorOptions {
   absl::Duration rebuild_horizon = absl::ZeroDuration();
 };
 
+// One agent batch for IngestMany().
+struct IngestBatch {
+  // nullopt: not deduplicated (e.g. events injected by a test or a tool).
+  std::optional<BatchId> id;
+  std::vector<AuthEvent> events;
+};
+
 struct IngestResult {
-  bool duplicate = false;  // the batch had been committed before
+  // The batch had been committed before (or appeared earlier in the same
+  // IngestMany() call); nothing of it was processed again.
+  bool duplicate = false;
   size_t events = 0;
   size_t new_bans = 0;
   size_t alerts = 0;
@@ -57,8 +66,23 @@ class Correlator {
   // account records are committed in one transaction before any ban is
   // published. kUnavailable while the store is down (the correlator is then
   // degraded and retries a rebuild on the next call).
+  // Same as IngestMany() with one batch.
   absl::StatusOr<IngestResult> Ingest(const std::optional<BatchId>& batch,
                                       std::vector<AuthEvent> events);
+
+  // Group commit: ingests `batches` (e.g. everything the agents sent since
+  // the last call) with ONE store transaction for all the batches that are
+  // not duplicates, then publishes the ban changes once. Returns one result
+  // per batch, in input order. A batch whose id was committed before, or
+  // appears earlier in `batches`, is reported with duplicate = true and is
+  // not processed; duplicates are found with one Store::HasBatches() call
+  // before anything is observed. If that look-up or the commit fails, every
+  // result carries the error (nothing of the call was committed; the
+  // correlator is degraded and rebuilds on the next call) - except that a
+  // batch found to have been committed concurrently by another process is
+  // reported as a duplicate and the others as kAborted (retry).
+  std::vector<absl::StatusOr<IngestResult>> IngestMany(
+      std::vector<IngestBatch> batches);
 
   // Administrative ban for `duration` (nullopt: permanent). Audited.
   absl::StatusOr<Ban> AddBan(const IpPrefix& prefix,

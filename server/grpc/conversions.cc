@@ -91,13 +91,25 @@ absl::StatusOr<AuthEvent> ToDomain(const v1::AuthEvent& e,
         "user: %d bytes, at most %d", e.user().size(), v1::kMaxUserBytes));
   }
   out.user = e.user();
-  if (!e.has_time()) {
-    return absl::InvalidArgumentError("time: missing");
+  // The log's own time, unless it is missing or implausibly later than when
+  // the agent observed the line (a wrong zone or date order on the Domino
+  // server): then the agent's observation time (docs/protocol.md).
+  const bool has_observed = e.has_observed_at();
+  if (has_observed &&
+      (e.observed_at().nanos() < 0 || e.observed_at().nanos() > 999999999)) {
+    return absl::InvalidArgumentError("observed_at: nanos out of range");
   }
-  if (e.time().nanos() < 0 || e.time().nanos() > 999999999) {
+  if (e.has_time() && (e.time().nanos() < 0 || e.time().nanos() > 999999999)) {
     return absl::InvalidArgumentError("time: nanos out of range");
   }
-  out.time = FromProto(e.time());
+  if (!e.has_time() && !has_observed) {
+    return absl::InvalidArgumentError("time: missing (and no observed_at)");
+  }
+  out.time = e.has_time() ? FromProto(e.time()) : FromProto(e.observed_at());
+  if (e.has_time() && has_observed &&
+      out.time > FromProto(e.observed_at()) + absl::Minutes(5)) {
+    out.time = FromProto(e.observed_at());
+  }
   if (out.time < now - kMaxEventAge) {
     return absl::InvalidArgumentError(
         absl::StrFormat("time: %s is older than %s", absl::FormatTime(out.time),
@@ -163,7 +175,12 @@ v1::BanOrigin ToProto(BanOrigin origin) {
 v1::BanEntry ToProto(const Ban& ban, uint64_t revision) {
   v1::BanEntry out;
   out.set_id(ban.id);
-  out.set_prefix(ban.prefix.ToString());
+  // The contract always carries the length ("198.51.100.7/32"), while
+  // IpPrefix prints a host as the bare address.
+  out.set_prefix(
+      ban.prefix.is_host()
+          ? absl::StrFormat("%s/%d", ban.prefix.ToString(), ban.prefix.length())
+          : ban.prefix.ToString());
   SetTime(out.mutable_created_at(), ban.created);
   if (ban.expires != absl::InfiniteFuture()) {
     SetTime(out.mutable_expires_at(), ban.expires);

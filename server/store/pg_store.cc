@@ -57,14 +57,26 @@ constexpr Statement kSchemaVersion{
 // --- Commit
 // -------------------------------------------------------------------
 
-constexpr Statement kInsertBatch{
-    "insert_batch",
+// All batches of one Commit in one statement (array literals). ON CONFLICT
+// DO NOTHING skips a batch committed before or repeated in the arrays, so
+// fewer rows than batches means "already committed".
+constexpr Statement kInsertBatches{
+    "insert_batches",
     "INSERT INTO agent_batches (agent_id, spool_epoch, sequence)"
-    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"};
+    " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+    " ON CONFLICT DO NOTHING"};
 constexpr Statement kHasBatch{
     "has_batch",
     "SELECT EXISTS (SELECT 1 FROM agent_batches"
     " WHERE agent_id = $1 AND spool_epoch = $2 AND sequence = $3)"};
+// The 1-based positions (in the arrays) of the batches already committed.
+constexpr Statement kHasBatches{
+    "has_batches",
+    "SELECT b.i FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+    " WITH ORDINALITY AS b(agent_id, spool_epoch, sequence, i)"
+    " WHERE EXISTS (SELECT 1 FROM agent_batches a WHERE a.agent_id ="
+    " b.agent_id AND a.spool_epoch = b.spool_epoch"
+    " AND a.sequence = b.sequence)"};
 constexpr Statement kSelectJournalHead{"select_journal_head",
                                        "SELECT revision FROM journal_head"};
 constexpr Statement kUpdateJournalHead{"update_journal_head",
@@ -161,6 +173,8 @@ constexpr Statement kJournalSince{
     " rampart_micros(created), rampart_micros(expires), origin, level,"
     " reason, actor FROM ban_journal WHERE revision > $1"
     " ORDER BY revision LIMIT $2"};
+constexpr Statement kBanListEpoch{
+    "ban_list_epoch", "SELECT value FROM meta WHERE key = 'ban_list_epoch'"};
 constexpr Statement kOldestRevision{
     "oldest_revision", "SELECT coalesce(min(revision), 0) FROM ban_journal"};
 constexpr Statement kPruneJournal{
@@ -174,11 +188,17 @@ constexpr Statement kEventsPage{
                    " WHERE time >= $1::timestamptz AND time < $2::timestamptz"
                    " AND (time, id) > ($3::timestamptz, $4)"
                    " ORDER BY time, id LIMIT $5"};
-constexpr Statement kEventsForPrefix{
-    "events_for_prefix",
+// A range scan on the B-tree events_ip_idx (V002): the first to the last
+// host address of the prefix, same family. NOT prepared (run with
+// exec_params, so planned with the actual values each time): a generic
+// plan cannot tell a /32 from a /0 and prefers walking events_time_idx
+// backwards, filtering every row (measured: 0.6 s on 1.4 M events for an
+// empty /24, against 0.02 ms).
+constexpr char kEventsForPrefix[] =
     "SELECT " RAMPART_PG_EVENT_COLUMNS
-    " FROM events WHERE ip <<= $1::cidr AND time >= $2::timestamptz"
-    " ORDER BY time DESC, id DESC LIMIT $3"};
+    " FROM events WHERE ip BETWEEN host($1::cidr)::inet"
+    " AND host(broadcast($1::cidr))::inet AND time >= $2::timestamptz"
+    " ORDER BY time DESC, id DESC LIMIT $3";
 constexpr Statement kPruneEvents{
     "prune_events", "DELETE FROM events WHERE time < $1::timestamptz"};
 constexpr Statement kBansFor{
@@ -206,17 +226,17 @@ constexpr Statement kListAudit{
 #undef RAMPART_PG_EVENT_COLUMNS
 
 constexpr Statement kAllStatements[] = {
-    kSetConfig,       kAdvisoryXactLock,  kSelectMigrations,
-    kInsertMigration, kSchemaVersion,     kInsertBatch,
-    kHasBatch,        kSelectJournalHead, kUpdateJournalHead,
-    kInsertJournal,   kUpsertBan,         kInsertEventsUnnest,
-    kInsertAlert,     kUpsertAccount,     kUpsertAllow,
-    kDeleteAllow,     kInsertAudit,       kMaxBanId,
-    kMaxAlertId,      kActiveBans,        kBanHistory,
-    kSelectAllowlist, kJournalSince,      kOldestRevision,
-    kPruneJournal,    kEventsPage,        kEventsForPrefix,
-    kPruneEvents,     kBansFor,           kListAccounts,
-    kListAlerts,      kListAudit,
+    kSetConfig,          kAdvisoryXactLock, kSelectMigrations,
+    kInsertMigration,    kSchemaVersion,    kInsertBatches,
+    kHasBatch,           kHasBatches,       kSelectJournalHead,
+    kUpdateJournalHead,  kInsertJournal,    kUpsertBan,
+    kInsertEventsUnnest, kInsertAlert,      kUpsertAccount,
+    kUpsertAllow,        kDeleteAllow,      kInsertAudit,
+    kMaxBanId,           kMaxAlertId,       kActiveBans,
+    kBanHistory,         kSelectAllowlist,  kJournalSince,
+    kBanListEpoch,       kOldestRevision,   kPruneJournal,
+    kEventsPage,         kPruneEvents,      kBansFor,
+    kListAccounts,       kListAlerts,       kListAudit,
 };
 
 // --- Conversions
@@ -381,8 +401,8 @@ absl::Status CheckText(std::string_view field, std::string_view value) {
 // Rejects what PostgreSQL would reject with a less helpful SQLSTATE, and a
 // journal that is not contiguous in itself.
 absl::Status ValidateRecord(const CommitRecord& record) {
-  if (record.batch) {
-    RETURN_IF_ERROR(CheckText("batch agent_id", record.batch->agent_id));
+  for (const BatchId& b : record.batches) {
+    RETURN_IF_ERROR(CheckText("batch agent_id", b.agent_id));
   }
   for (const AuthEvent& e : record.events) {
     RETURN_IF_ERROR(CheckText("event agent_id", e.agent_id));
@@ -489,6 +509,32 @@ EventArrays ToEventArrays(const std::vector<AuthEvent>& events) {
   return a;
 }
 
+// Statement parameters for a list of batch ids as array literals.
+struct BatchArrays {
+  std::string agents = "{";
+  std::string epochs = "{";
+  std::string sequences = "{";
+};
+
+// REQUIRES: every agent_id IsPgText().
+BatchArrays ToBatchArrays(const std::vector<const BatchId*>& batches) {
+  BatchArrays a;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (i > 0) {
+      for (std::string* s : {&a.agents, &a.epochs, &a.sequences}) {
+        s->push_back(',');
+      }
+    }
+    AppendArrayElement(batches[i]->agent_id, &a.agents);
+    absl::StrAppendFormat(&a.epochs, "%d", ToBigint(batches[i]->spool_epoch));
+    absl::StrAppendFormat(&a.sequences, "%d", ToBigint(batches[i]->sequence));
+  }
+  for (std::string* s : {&a.agents, &a.epochs, &a.sequences}) {
+    s->push_back('}');
+  }
+  return a;
+}
+
 }  // namespace
 
 // --- Session
@@ -569,6 +615,7 @@ absl::Status PgStore::Run(const char* operation,
 
 absl::Status PgStore::Migrate() {
   const std::vector<Migration>& known = PgMigrations();
+  RETURN_IF_ERROR(ValidateMigrations(known));
   return Run("migrate", [&](Session& s) -> absl::Status {
     pqxx::work tx(s.conn());
     tx.exec_prepared(kAdvisoryXactLock.name, kMigrationLockKey);
@@ -577,33 +624,16 @@ absl::Status PgStore::Migrate() {
       tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(options_.schema));
     }
     tx.exec(kCreateMigrationsTable);
-    const pqxx::result applied = tx.exec_prepared(kSelectMigrations.name);
-    int current = 0;
-    for (const pqxx::row& row : applied) {
-      const int version = row[0].as<int>();
-      const std::string name = row[1].as<std::string>();
-      const auto it = std::find_if(
-          known.begin(), known.end(),
-          [&](const Migration& m) { return m.version == version; });
-      if (it == known.end()) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "database schema has migration V%03d__%s, unknown to this binary "
-            "(newest known: V%03d); upgrade Rampart",
-            version, name, known.empty() ? 0 : known.back().version));
-      }
-      if (it->name != name) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "database migration V%03d is \"%s\", this binary's is \"%s\"",
-            version, name, it->name));
-      }
-      current = std::max(current, version);
+    std::vector<AppliedMigration> applied;
+    for (const pqxx::row& row : tx.exec_prepared(kSelectMigrations.name)) {
+      applied.push_back(AppliedMigration{.version = row[0].as<int>(),
+                                         .name = row[1].as<std::string>()});
     }
-    for (const Migration& m : known) {
-      if (m.version <= current) {
-        continue;
-      }
-      tx.exec(m.sql);
-      tx.exec_prepared(kInsertMigration.name, m.version, m.name);
+    ASSIGN_OR_RETURN(const std::vector<const Migration*> pending,
+                     PlanMigrations(known, applied));
+    for (const Migration* m : pending) {
+      tx.exec(m->sql);
+      tx.exec_prepared(kInsertMigration.name, m->version, m->name);
     }
     tx.commit();
     return absl::OkStatus();
@@ -658,6 +688,15 @@ absl::Status PgStore::Commit(const CommitRecord& record) {
   if (mode == EventWriteMode::kInsertUnnest && !record.events.empty()) {
     arrays = ToEventArrays(record.events);
   }
+  std::optional<BatchArrays> batches;
+  if (!record.batches.empty()) {
+    std::vector<const BatchId*> ids;
+    ids.reserve(record.batches.size());
+    for (const BatchId& b : record.batches) {
+      ids.push_back(&b);
+    }
+    batches = ToBatchArrays(ids);
+  }
   return Run("Commit", [&](Session& s) -> absl::Status {
     pqxx::work tx(s.conn());
     if (!record.journal.empty()) {
@@ -666,15 +705,18 @@ absl::Status PgStore::Commit(const CommitRecord& record) {
       // journal, then rows.
       tx.exec_prepared(kAdvisoryXactLock.name, kJournalLockKey);
     }
-    if (record.batch) {
+    if (batches) {
       const pqxx::result r =
-          tx.exec_prepared(kInsertBatch.name, record.batch->agent_id,
-                           ToBigint(record.batch->spool_epoch),
-                           ToBigint(record.batch->sequence));
-      if (r.affected_rows() == 0) {
+          tx.exec_prepared(kInsertBatches.name, batches->agents,
+                           batches->epochs, batches->sequences);
+      if (r.affected_rows() != record.batches.size()) {
+        // Returning leaves the transaction to roll back: nothing written.
         return absl::AlreadyExistsError(absl::StrFormat(
-            "batch %s/%d/%d already committed", record.batch->agent_id,
-            record.batch->spool_epoch, record.batch->sequence));
+            "%d of %d batches already committed (or repeated), e.g. one of "
+            "%s/%d/%d ...",
+            record.batches.size() - r.affected_rows(), record.batches.size(),
+            Abbreviate(record.batches[0].agent_id),
+            record.batches[0].spool_epoch, record.batches[0].sequence));
       }
     }
     if (!record.journal.empty()) {
@@ -783,6 +825,40 @@ absl::StatusOr<bool> PgStore::HasBatch(const BatchId& batch) {
   return found;
 }
 
+absl::StatusOr<std::vector<bool>> PgStore::HasBatches(
+    const std::vector<BatchId>& batches) {
+  std::vector<bool> found(batches.size(), false);
+  // Only ids PostgreSQL can hold can have been committed; `positions` maps
+  // an array position back to the index in `batches`.
+  std::vector<const BatchId*> ids;
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (IsPgText(batches[i].agent_id)) {
+      ids.push_back(&batches[i]);
+      positions.push_back(i);
+    }
+  }
+  if (ids.empty()) {
+    return found;
+  }
+  const BatchArrays arrays = ToBatchArrays(ids);
+  RETURN_IF_ERROR(Run("HasBatches", [&](Session& s) -> absl::Status {
+    // One statement, one round trip: no explicit transaction needed.
+    pqxx::nontransaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kHasBatches.name, arrays.agents, arrays.epochs,
+                          arrays.sequences)) {
+      const int64_t i = row[0].as<int64_t>();
+      if (i < 1 || static_cast<size_t>(i) > positions.size()) {
+        return absl::InternalError("HasBatches: position out of range");
+      }
+      found[positions[static_cast<size_t>(i) - 1]] = true;
+    }
+    return absl::OkStatus();
+  }));
+  return found;
+}
+
 absl::StatusOr<DurableState> PgStore::LoadState(absl::Time now) {
   DurableState state;
   RETURN_IF_ERROR(Run("LoadState", [&](Session& s) -> absl::Status {
@@ -861,6 +937,20 @@ absl::StatusOr<std::vector<JournalEntry>> PgStore::JournalSince(uint64_t after,
   return out;
 }
 
+absl::StatusOr<uint64_t> PgStore::BanListEpoch() {
+  uint64_t epoch = 0;
+  RETURN_IF_ERROR(Run("BanListEpoch", [&](Session& s) -> absl::Status {
+    pqxx::read_transaction tx(s.conn());
+    const pqxx::result r = tx.exec_prepared(kBanListEpoch.name);
+    if (r.empty()) {
+      return absl::InternalError("meta.ban_list_epoch is missing");
+    }
+    epoch = FromBigint(r[0][0].as<int64_t>());
+    return absl::OkStatus();
+  }));
+  return epoch;
+}
+
 absl::StatusOr<uint64_t> PgStore::OldestRevision() {
   uint64_t oldest = 0;
   RETURN_IF_ERROR(Run("OldestRevision", [&](Session& s) -> absl::Status {
@@ -931,8 +1021,8 @@ absl::StatusOr<std::vector<AuthEvent>> PgStore::EventsForPrefix(
     out.clear();
     pqxx::read_transaction tx(s.conn());
     for (const pqxx::row& row :
-         tx.exec_prepared(kEventsForPrefix.name, prefix.ToString(),
-                          PgTime(since), LimitParam(limit))) {
+         tx.exec_params(kEventsForPrefix, prefix.ToString(), PgTime(since),
+                        LimitParam(limit))) {
       ASSIGN_OR_RETURN(AuthEvent e, ReadEvent(row));
       out.push_back(std::move(e));
     }

@@ -5,11 +5,12 @@
 // Schema: migrations/postgres/V*.sql, embedded at build time and applied by
 // Create() (see below). Times are `timestamptz` (microseconds, UTC; a
 // permanent ban expires at 'infinity'); addresses are `inet`, prefixes
-// `cidr`, so EventsForPrefix is `ip <<= $1::cidr` on a GiST (inet_ops)
-// index. User names are `bytea` (attacker-controlled bytes); other strings
-// are `text` and must be valid UTF-8 without NUL (else kInvalidArgument).
-// 64-bit unsigned ids (ban ids, revisions, spool epochs) are stored
-// bit-for-bit in `bigint`.
+// `cidr`; EventsForPrefix is a range scan (first to last address of the
+// prefix) on a B-tree index of events.ip (cheaper to maintain on insert than
+// GiST; migrations/postgres/V002). User names are `bytea` (attacker-controlled
+// bytes); other strings are `text` and must be valid UTF-8 without NUL (else
+// kInvalidArgument). 64-bit unsigned ids (ban ids, revisions, spool epochs) are
+// stored bit-for-bit in `bigint`.
 //
 // Thread-safety: thread-safe. All calls share ONE connection guarded by mu_,
 // so calls are serialised. To add a pool later: replace `session_` by a
@@ -74,9 +75,13 @@ class PgStore : public Store {
   // Store
   absl::Status Commit(const CommitRecord& record) override;
   absl::StatusOr<bool> HasBatch(const BatchId& batch) override;
+  // One statement (one round trip) for all of `batches`.
+  absl::StatusOr<std::vector<bool>> HasBatches(
+      const std::vector<BatchId>& batches) override;
   absl::StatusOr<DurableState> LoadState(absl::Time now) override;
   absl::StatusOr<std::vector<JournalEntry>> JournalSince(uint64_t after,
                                                          size_t limit) override;
+  absl::StatusOr<uint64_t> BanListEpoch() override;
   absl::StatusOr<uint64_t> OldestRevision() override;
   absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) override;
   // NOTE: reads in pages of options.read_page_size (keyset pagination on

@@ -14,6 +14,11 @@
 // Errors: kUnavailable (database unreachable: retry later), kAborted
 // (transaction conflict: retry), kAlreadyExists (batch already committed),
 // kInvalidArgument, kInternal (with SQLSTATE / SQLite code in the message).
+//
+// Times are stored at microsecond resolution: every absl::Time read back is
+// the one written truncated towards the past (absl::ToUnixMicros), and time
+// arguments (since, from, to, before, now) are truncated the same way; the
+// infinities stay infinite.
 
 #include <cstdint>
 #include <functional>
@@ -42,9 +47,10 @@ struct BatchId {
 
 // Everything one step produced; written atomically by Commit().
 struct CommitRecord {
-  // If set and already committed, Commit() writes nothing and returns
-  // kAlreadyExists.
-  std::optional<BatchId> batch;
+  // The agent batches whose events these are (group commit: one transaction
+  // for many batches). If any of them was committed before, or one appears
+  // twice, Commit() writes nothing and returns kAlreadyExists.
+  std::vector<BatchId> batches;
   std::vector<AuthEvent> events;
   // Ban-list changes, in increasing revision order, each revision exactly one
   // more than the previous (and than the stored maximum).
@@ -58,9 +64,9 @@ struct CommitRecord {
   std::vector<AuditRecord> audit;
 
   bool empty() const {
-    return !batch && events.empty() && journal.empty() && alerts.empty() &&
-           accounts.empty() && allow_put.empty() && allow_delete.empty() &&
-           audit.empty();
+    return batches.empty() && events.empty() && journal.empty() &&
+           alerts.empty() && accounts.empty() && allow_put.empty() &&
+           allow_delete.empty() && audit.empty();
   }
 };
 
@@ -89,20 +95,46 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Persists `record` in one transaction (all or nothing). See CommitRecord.
-  // A journal revision that is not exactly the next one is kInvalidArgument
-  // (or kAborted if another process wrote it first).
+  // Persists `record` in one transaction (all or nothing): on any error
+  // nothing of it is visible. An empty record is OK and writes nothing.
+  // Returns kAlreadyExists if one of record.batches was committed before (or
+  // appears twice) or an alert id exists (or appears twice); for the
+  // journal: kAborted if its first revision is not above the stored head
+  // (another writer won: reload and retry), kInvalidArgument if it leaves a
+  // gap after the head or is not contiguous in itself.
   virtual absl::Status Commit(const CommitRecord& record) = 0;
 
   // True if `batch` was committed.
   virtual absl::StatusOr<bool> HasBatch(const BatchId& batch) = 0;
+  // For each of `batches`, in order, whether it was committed. The default
+  // calls HasBatch() per batch; the SQL stores answer in one query.
+  virtual absl::StatusOr<std::vector<bool>> HasBatches(
+      const std::vector<BatchId>& batches) {
+    std::vector<bool> found;
+    found.reserve(batches.size());
+    for (const BatchId& b : batches) {
+      absl::StatusOr<bool> f = HasBatch(b);
+      if (!f.ok()) {
+        return f.status();
+      }
+      found.push_back(*f);
+    }
+    return found;
+  }
 
-  // Loads the durable state as of `now` (for rebuild after a restart).
+  // Loads the durable state as of `now` (for rebuild after a restart), from
+  // one consistent snapshot. The allowlist includes expired entries; the
+  // history and allowlist are sorted by prefix, active bans by id.
   virtual absl::StatusOr<DurableState> LoadState(absl::Time now) = 0;
 
   // Journal entries with revision > `after`, ascending, at most `limit`.
   virtual absl::StatusOr<std::vector<JournalEntry>> JournalSince(
       uint64_t after, size_t limit) = 0;
+  // The lineage of this database's ban list: a random non-zero id created
+  // with the schema and never changed, so agents can tell a restarted server
+  // (same epoch: resume from their revision) from a new or restored database
+  // (another epoch: take a snapshot).
+  virtual absl::StatusOr<uint64_t> BanListEpoch() = 0;
   // Lowest revision still in the journal (0 if empty). An agent whose
   // revision is below OldestRevision() - 1 needs a snapshot.
   virtual absl::StatusOr<uint64_t> OldestRevision() = 0;
@@ -121,14 +153,21 @@ class Store {
   // Retention: deletes events with time < `before`. Returns how many.
   virtual absl::StatusOr<int64_t> PruneEvents(absl::Time before) = 0;
 
-  // All bans (active or not) whose prefix equals `prefix`, newest first.
+  // All bans (active or not) whose prefix equals `prefix`, newest (highest
+  // id) first, each as of its latest journal entry.
   virtual absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& prefix) = 0;
 
+  // Accounts with last_seen >= since, most recently seen first (ties by
+  // user, bytewise), at most `limit`.
   virtual absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
       absl::Time since, size_t limit) = 0;
+  // Alerts with time >= since, newest first (ties: highest id first), at
+  // most `limit`.
   virtual absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
       absl::Time since, size_t limit) = 0;
-  // Newest first.
+  // Audit records with time >= since, newest first (ties: highest id first),
+  // at most `limit`. Ids are assigned by the store: 1, 2, ... in commit
+  // order.
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                              size_t limit) = 0;
 };

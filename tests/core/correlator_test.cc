@@ -236,6 +236,216 @@ TEST_F(CorrelatorTest, RetentionNeverCutsIntoTheRebuildHorizon) {
   EXPECT_EQ(*pruned, 3);
 }
 
+// --- Group commit (IngestMany) ---------------------------------------------
+
+size_t StoredEvents(Store& store) {
+  size_t n = 0;
+  EXPECT_TRUE(store
+                  .ForEachEvent(absl::InfinitePast(), absl::InfiniteFuture(),
+                                [&](const AuthEvent&) {
+                                  ++n;
+                                  return absl::OkStatus();
+                                })
+                  .ok());
+  return n;
+}
+
+TEST_F(CorrelatorTest, IngestManyCommitsOnceAndAnswersInInputOrder) {
+  auto c = Make();
+  const int commits_before = flaky_.commits();
+  std::vector<IngestBatch> batches;
+  batches.push_back({Batch(1), Failures("198.51.100.7", 10, kT0)});
+  batches.push_back({Batch(2), Failures("198.51.100.8", 3, kT0, "mail2")});
+  batches.push_back({std::nullopt, Failures("2001:db8::1", 2, kT0)});
+  batches.push_back({Batch(3), {}});
+  const std::vector<absl::StatusOr<IngestResult>> results =
+      c->IngestMany(std::move(batches));
+  ASSERT_THAT(results, SizeIs(4));
+  for (const absl::StatusOr<IngestResult>& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->duplicate);
+    EXPECT_EQ(r->revision, 1u);
+  }
+  EXPECT_EQ(results[0]->events, 10u);
+  EXPECT_EQ(results[0]->new_bans, 1u);
+  EXPECT_EQ(results[1]->events, 3u);
+  EXPECT_EQ(results[1]->new_bans, 0u);
+  EXPECT_EQ(results[2]->events, 2u);
+  EXPECT_EQ(results[3]->events, 0u);
+  // One transaction, one publication, everything stored.
+  EXPECT_EQ(flaky_.commits(), commits_before + 1);
+  ASSERT_THAT(publisher_.published, SizeIs(1));
+  EXPECT_EQ(publisher_.published[0].ban.prefix, Prefix("198.51.100.7"));
+  EXPECT_THAT(*store_.HasBatches({Batch(1), Batch(2), Batch(3)}),
+              ::testing::ElementsAre(true, true, true));
+  EXPECT_EQ(StoredEvents(store_), 15u);
+  EXPECT_THAT(c->IngestMany({}), IsEmpty());
+}
+
+TEST_F(CorrelatorTest, IngestManySkipsStoredAndRepeatedBatches) {
+  auto c = Make();
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 4, kT0)).ok());
+  std::vector<IngestBatch> batches;
+  batches.push_back({Batch(2), Failures("198.51.100.7", 2, kT0)});
+  batches.push_back({Batch(1), Failures("198.51.100.7", 4, kT0)});  // stored
+  batches.push_back({Batch(2), Failures("198.51.100.7", 2, kT0)});  // repeat
+  batches.push_back({Batch(3), Failures("198.51.100.7", 1, kT0)});
+  const std::vector<absl::StatusOr<IngestResult>> results =
+      c->IngestMany(std::move(batches));
+  ASSERT_THAT(results, SizeIs(4));
+  for (const absl::StatusOr<IngestResult>& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  EXPECT_FALSE(results[0]->duplicate);
+  EXPECT_TRUE(results[1]->duplicate);
+  EXPECT_TRUE(results[2]->duplicate);
+  EXPECT_FALSE(results[3]->duplicate);
+  EXPECT_EQ(results[1]->events, 0u);
+  // Counted once each: 4 + 2 + 1.
+  EXPECT_NEAR(c->Explain(*IpAddress::Parse("198.51.100.7")).score, 7, 1e-6);
+  EXPECT_EQ(StoredEvents(store_), 7u);
+  // All duplicates: nothing to commit, nothing changes.
+  const int commits = flaky_.commits();
+  std::vector<IngestBatch> again;
+  again.push_back({Batch(3), Failures("198.51.100.7", 1, kT0)});
+  const auto dup = c->IngestMany(std::move(again));
+  ASSERT_THAT(dup, SizeIs(1));
+  ASSERT_TRUE(dup[0].ok());
+  EXPECT_TRUE(dup[0]->duplicate);
+  EXPECT_EQ(flaky_.commits(), commits);  // nothing to commit
+  EXPECT_EQ(StoredEvents(store_), 7u);
+}
+
+TEST_F(CorrelatorTest, IngestManyStoreFailureFailsEveryBatch) {
+  auto c = Make();
+  ASSERT_TRUE(c->Ingest(Batch(1), Failures("198.51.100.7", 9, kT0)).ok());
+  const auto make_batches = [&] {
+    std::vector<IngestBatch> batches;
+    batches.push_back({Batch(2), Failures("198.51.100.7", 1, kT0)});
+    batches.push_back({Batch(1), Failures("198.51.100.7", 9, kT0)});  // stored
+    batches.push_back({Batch(3), Failures("198.51.100.8", 2, kT0)});
+    return batches;
+  };
+  flaky_.FailNextCommits(1);
+  std::vector<absl::StatusOr<IngestResult>> results =
+      c->IngestMany(make_batches());
+  ASSERT_THAT(results, SizeIs(3));
+  for (const absl::StatusOr<IngestResult>& r : results) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  }
+  EXPECT_THAT(publisher_.published, IsEmpty());
+  EXPECT_TRUE(c->degraded());
+  EXPECT_THAT(*store_.HasBatches({Batch(2), Batch(3)}),
+              ::testing::ElementsAre(false, false));
+  // The duplicate look-up failing fails everything too.
+  flaky_.SetDown(true);
+  results = c->IngestMany(make_batches());
+  for (const absl::StatusOr<IngestResult>& r : results) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  }
+  // Retried after recovery: counted exactly once.
+  flaky_.SetDown(false);
+  results = c->IngestMany(make_batches());
+  ASSERT_THAT(results, SizeIs(3));
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_EQ(results[0]->new_bans, 1u);
+  EXPECT_TRUE(results[1]->duplicate);
+  EXPECT_TRUE(results[2].ok());
+  ASSERT_THAT(publisher_.published, SizeIs(1));
+  EXPECT_EQ(publisher_.published[0].revision, 1u);
+  EXPECT_EQ(StoredEvents(store_), 12u);
+}
+
+// Commits one batch "from another process" just before the first Commit it
+// forwards, so the correlator's duplicate check is stale by commit time.
+class RacingStore final : public Store {
+ public:
+  RacingStore(Store& inner, BatchId racer) : inner_(inner), racer_(racer) {}
+  absl::Status Commit(const CommitRecord& r) override {
+    if (!raced_) {
+      raced_ = true;
+      EXPECT_TRUE(inner_.Commit({.batches = {racer_}}).ok());
+    }
+    return inner_.Commit(r);
+  }
+  absl::StatusOr<bool> HasBatch(const BatchId& b) override {
+    return inner_.HasBatch(b);
+  }
+  absl::StatusOr<DurableState> LoadState(absl::Time now) override {
+    return inner_.LoadState(now);
+  }
+  absl::StatusOr<std::vector<JournalEntry>> JournalSince(
+      uint64_t after, size_t limit) override {
+    return inner_.JournalSince(after, limit);
+  }
+  absl::StatusOr<uint64_t> BanListEpoch() override {
+    return inner_.BanListEpoch();
+  }
+  absl::StatusOr<uint64_t> OldestRevision() override {
+    return inner_.OldestRevision();
+  }
+  absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) override {
+    return inner_.PruneJournal(keep_from);
+  }
+  absl::Status ForEachEvent(
+      absl::Time from, absl::Time to,
+      const std::function<absl::Status(const AuthEvent&)>& fn) override {
+    return inner_.ForEachEvent(from, to, fn);
+  }
+  absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
+      const IpPrefix& p, absl::Time since, size_t limit) override {
+    return inner_.EventsForPrefix(p, since, limit);
+  }
+  absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
+    return inner_.PruneEvents(before);
+  }
+  absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& p) override {
+    return inner_.BansFor(p);
+  }
+  absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
+      absl::Time since, size_t limit) override {
+    return inner_.ListAccounts(since, limit);
+  }
+  absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
+      absl::Time since, size_t limit) override {
+    return inner_.ListAlerts(since, limit);
+  }
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
+                                                     size_t limit) override {
+    return inner_.ListAudit(since, limit);
+  }
+
+ private:
+  Store& inner_;
+  const BatchId racer_;
+  bool raced_ = false;
+};
+
+TEST_F(CorrelatorTest, IngestManyBatchCommittedConcurrentlyIsADuplicate) {
+  RacingStore racing(store_, Batch(2));
+  absl::StatusOr<std::unique_ptr<Correlator>> c =
+      Correlator::Create(Options(), racing, clock_, publisher_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::vector<IngestBatch> batches;
+  batches.push_back({Batch(1), Failures("198.51.100.7", 10, kT0)});
+  batches.push_back({Batch(2), Failures("198.51.100.8", 1, kT0)});
+  const std::vector<absl::StatusOr<IngestResult>> results =
+      (*c)->IngestMany(std::move(batches));
+  ASSERT_THAT(results, SizeIs(2));
+  EXPECT_EQ(results[0].status().code(), absl::StatusCode::kAborted)
+      << results[0].status();
+  ASSERT_TRUE(results[1].ok()) << results[1].status();
+  EXPECT_TRUE(results[1]->duplicate);
+  EXPECT_THAT(publisher_.published, IsEmpty());
+  EXPECT_TRUE((*c)->degraded());
+  // The agent retries batch 1: it is applied once, after a rebuild.
+  absl::StatusOr<IngestResult> retry =
+      (*c)->Ingest(Batch(1), Failures("198.51.100.7", 10, kT0));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->new_bans, 1u);
+  EXPECT_FALSE((*c)->degraded());
+}
+
 TEST_F(CorrelatorTest, InvalidPolicyIsRejectedAtCreation) {
   CorrelatorOptions o = Options();
   o.policy.half_life = absl::ZeroDuration();

@@ -41,6 +41,10 @@ class FlakyStore final : public Store {
     if (down_) return Down();
     return inner_.JournalSince(after, limit);
   }
+  absl::StatusOr<uint64_t> BanListEpoch() override {
+    if (down_) return Down();
+    return inner_.BanListEpoch();
+  }
   absl::StatusOr<uint64_t> OldestRevision() override {
     if (down_) return Down();
     return inner_.OldestRevision();

@@ -61,7 +61,11 @@ TEST(ConversionsTest, HostileFieldsAreRejectedWithTheFieldName) {
       {[](v1::AuthEvent* e) { e->set_ip("xxx.xxx.xxx.xxx"); }, "ip:"},
       {[](v1::AuthEvent* e) { e->set_ip(std::string(5000, '1')); }, "ip:"},
       {[](v1::AuthEvent* e) { e->set_user(std::string(257, 'u')); }, "user:"},
-      {[](v1::AuthEvent* e) { e->clear_time(); }, "time: missing"},
+      {[](v1::AuthEvent* e) {
+         e->clear_time();
+         e->clear_observed_at();
+       },
+       "time: missing"},
       {[](v1::AuthEvent* e) { e->mutable_time()->set_nanos(-1); }, "time:"},
       {[](v1::AuthEvent* e) {
          e->mutable_time()->set_seconds(absl::ToUnixSeconds(kNow) - 86400 * 31);
@@ -111,6 +115,35 @@ TEST(ConversionsTest, OversizedOrUnnumberedBatchIsRejectedWhole) {
   absl::StatusOr<ConvertedBatch> c = ToDomain(b, "mail1", 1, kNow);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("at most 5000"));
+}
+
+TEST(ConversionsTest, ObservedAtStandsInForAMissingOrImplausibleTime) {
+  v1::AuthEvent e = Event("198.51.100.7");
+  e.mutable_observed_at()->set_seconds(absl::ToUnixSeconds(kNow) - 60);
+  e.clear_time();
+  absl::StatusOr<AuthEvent> d = ToDomain(e, "mail1", kNow);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->time, kNow - absl::Seconds(60));
+  // The log says 2 hours after the observation: a wrong zone on the host.
+  e.mutable_time()->set_seconds(absl::ToUnixSeconds(kNow) + 7200 - 60);
+  d = ToDomain(e, "mail1", kNow);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->time, kNow - absl::Seconds(60));
+  // Within 5 minutes the log's own time wins.
+  e.mutable_time()->set_seconds(absl::ToUnixSeconds(kNow) - 30);
+  d = ToDomain(e, "mail1", kNow);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->time, kNow - absl::Seconds(30));
+}
+
+TEST(ConversionsTest, HostBansCarryTheirLengthOnTheWire) {
+  Ban ban{.id = 1,
+          .prefix = *IpPrefix::FromString("198.51.100.7"),
+          .created = kNow,
+          .expires = kNow + absl::Hours(1)};
+  EXPECT_EQ(ToProto(ban, 1).prefix(), "198.51.100.7/32");
+  ban.prefix = *IpPrefix::FromString("2001:db8::1");
+  EXPECT_EQ(ToProto(ban, 1).prefix(), "2001:db8::1/128");
 }
 
 TEST(ConversionsTest, BansAndDeltas) {

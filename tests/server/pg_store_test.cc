@@ -237,12 +237,13 @@ TEST_F(PgStoreTest, UniqueViolationIsAlreadyExistsAndWritesNothing) {
   ASSERT_TRUE(store->Commit({.alerts = {alert}}).ok());
 
   // Same alert id again, with other writes before and after it.
-  const absl::Status s = store->Commit(
-      {.batch = BatchId{.agent_id = "mail1", .spool_epoch = 1, .sequence = 1},
-       .events = {Event("203.0.113.9", kT0)},
-       .journal = {Add(1, 1, "203.0.113.9")},
-       .alerts = {alert},
-       .audit = {Audit("ban.add")}});
+  const absl::Status s =
+      store->Commit({.batches = {BatchId{
+                         .agent_id = "mail1", .spool_epoch = 1, .sequence = 1}},
+                     .events = {Event("203.0.113.9", kT0)},
+                     .journal = {Add(1, 1, "203.0.113.9")},
+                     .alerts = {alert},
+                     .audit = {Audit("ban.add")}});
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
   EXPECT_THAT(s.message(), HasSubstr("23505"));
 
@@ -282,6 +283,21 @@ TEST_F(PgStoreTest, TextThatPostgresCannotHoldIsInvalidArgument) {
               ElementsAre(e));
 }
 
+TEST_F(PgStoreTest, BatchIdsPostgresCannotHoldWereNeverCommitted) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const BatchId stored{.agent_id = "mail \"1\", {x}\\", .sequence = 1};
+  ASSERT_TRUE(store->Commit({.batches = {stored}}).ok());
+  const BatchId bad_utf8{.agent_id = std::string("mail\xff", 5)};
+  const BatchId nul{.agent_id = std::string("mail\0", 5)};
+  // Answered without error, in order, with one statement for the rest.
+  EXPECT_THAT(*store->HasBatches({bad_utf8, stored, nul, stored}),
+              ElementsAre(false, true, false, true));
+  EXPECT_FALSE(*store->HasBatch(nul));
+  EXPECT_EQ(store->Commit({.batches = {bad_utf8}}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(PgStoreTest, TerminatedBackendIsUnavailableThenReconnects) {
   const std::string app = schema_.substr(0, 60);
   PgStoreOptions options = Options();
@@ -315,11 +331,12 @@ TEST_F(PgStoreTest, TwoStoresShareOneDatabase) {
   auto b = Open();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(a->Commit({.batch = BatchId{"mail1", 9, 1},
+  ASSERT_TRUE(a->Commit({.batches = {BatchId{"mail1", 9, 1}},
                          .events = {Event("198.51.100.7", kT0)},
                          .journal = {Add(1, 1, "198.51.100.7")}})
                   .ok());
   EXPECT_TRUE(*b->HasBatch({"mail1", 9, 1}));
+  EXPECT_EQ(*a->BanListEpoch(), *b->BanListEpoch());
   const auto state = b->LoadState(kT0);
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->revision, 1u);
@@ -330,7 +347,7 @@ TEST_F(PgStoreTest, TwoStoresShareOneDatabase) {
   ASSERT_THAT(*journal, SizeIs(2));
   EXPECT_EQ((*journal)[1].ban.prefix, Prefix("198.51.100.8"));
   // The same batch through the other store is still a duplicate.
-  EXPECT_EQ(b->Commit({.batch = BatchId{"mail1", 9, 1}}).code(),
+  EXPECT_EQ(b->Commit({.batches = {BatchId{"mail1", 9, 1}}}).code(),
             absl::StatusCode::kAlreadyExists);
 }
 
@@ -343,7 +360,7 @@ TEST_F(PgStoreTest, JournalConflictBetweenStoresWritesNothing) {
 
   // b still believes the journal is empty.
   const absl::Status lost =
-      b->Commit({.batch = BatchId{"mail2", 1, 1},
+      b->Commit({.batches = {BatchId{"mail2", 1, 1}},
                  .events = {Event("192.0.2.50", kT0)},
                  .journal = {Add(1, 2, "192.0.2.50"), Add(2, 3, "192.0.2.51")},
                  .accounts = {AccountAttack{
@@ -490,7 +507,7 @@ TEST_F(PgStoreTest, TimesRoundTripExactly) {
   EXPECT_EQ(state->active_bans[0], permanent.ban);
 }
 
-TEST_F(PgStoreTest, PrefixQueriesUseInetContainment) {
+TEST_F(PgStoreTest, PrefixQueriesUseTheIpBtree) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(
@@ -508,10 +525,21 @@ TEST_F(PgStoreTest, PrefixQueriesUseInetContainment) {
               SizeIs(3));
   EXPECT_THAT(*store->EventsForPrefix(Prefix("0.0.0.0/0"), kT0, 10), SizeIs(3));
   EXPECT_THAT(*store->EventsForPrefix(Prefix("::/0"), kT0, 10), SizeIs(1));
-  const pqxx::result plan =
+  const pqxx::result index =
       Exec("SELECT indexdef FROM pg_indexes WHERE indexname = 'events_ip_idx'");
-  ASSERT_EQ(plan.size(), 1u);
-  EXPECT_THAT(plan[0][0].as<std::string>(), HasSubstr("gist (ip inet_ops)"));
+  ASSERT_EQ(index.size(), 1u);
+  EXPECT_THAT(index[0][0].as<std::string>(), HasSubstr("btree (ip)"));
+  // The prefix becomes an index range (planned with the actual prefix).
+  const pqxx::result plan = Exec(
+      "EXPLAIN SELECT * FROM events WHERE ip BETWEEN "
+      "host('198.51.100.0/24'::cidr)::inet AND "
+      "host(broadcast('198.51.100.0/24'::cidr))::inet "
+      "AND time >= '-infinity' ORDER BY time DESC, id DESC LIMIT 10");
+  std::string text;
+  for (const pqxx::row& row : plan) {
+    text += row[0].as<std::string>() + "\n";
+  }
+  EXPECT_THAT(text, HasSubstr("events_ip_idx")) << text;
 }
 
 }  // namespace

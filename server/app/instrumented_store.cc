@@ -1,0 +1,124 @@
+#include "server/app/instrumented_store.h"
+
+#include <chrono>
+
+#include "absl/status/status.h"
+
+namespace rampart::server {
+
+// Times one call. Uses the monotonic clock: this measures the process, not
+// domain time, so it does not go through the injected Clock.
+class InstrumentedStore::Op {
+ public:
+  Op(InstrumentedStore& store, const char* name)
+      : store_(store), name_(name), start_(std::chrono::steady_clock::now()) {}
+
+  template <typename T>
+  T Done(T result) {
+    const std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start_;
+    store_.registry_
+        .GetHistogram("rampart_store_seconds",
+                      "Latency of store calls by operation.", {{"op", name_}})
+        .Observe(took.count());
+    absl::Status status = StatusOf(result);
+    if (!status.ok()) {
+      store_.registry_
+          .GetCounter("rampart_store_errors_total",
+                      "Failed store calls by operation and status code.",
+                      {{"op", name_},
+                       {"code", absl::StatusCodeToString(status.code())}})
+          .Increment();
+    }
+    const absl::StatusCode code = status.code();
+    if (code == absl::StatusCode::kUnavailable ||
+        code == absl::StatusCode::kInternal ||
+        code == absl::StatusCode::kUnknown) {
+      store_.healthy_.store(false, std::memory_order_relaxed);
+    } else {
+      store_.healthy_.store(true, std::memory_order_relaxed);
+    }
+    return result;
+  }
+
+ private:
+  static absl::Status StatusOf(const absl::Status& s) { return s; }
+  template <typename U>
+  static absl::Status StatusOf(const absl::StatusOr<U>& s) {
+    return s.status();
+  }
+
+  InstrumentedStore& store_;
+  const char* name_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+InstrumentedStore::InstrumentedStore(Store& inner, metrics::Registry& registry)
+    : inner_(inner), registry_(registry) {}
+
+absl::Status InstrumentedStore::Commit(const CommitRecord& record) {
+  Op op(*this, "commit");
+  return op.Done(inner_.Commit(record));
+}
+absl::StatusOr<bool> InstrumentedStore::HasBatch(const BatchId& batch) {
+  Op op(*this, "has_batch");
+  return op.Done(inner_.HasBatch(batch));
+}
+absl::StatusOr<DurableState> InstrumentedStore::LoadState(absl::Time now) {
+  Op op(*this, "load_state");
+  return op.Done(inner_.LoadState(now));
+}
+absl::StatusOr<std::vector<JournalEntry>> InstrumentedStore::JournalSince(
+    uint64_t after, size_t limit) {
+  Op op(*this, "journal_since");
+  return op.Done(inner_.JournalSince(after, limit));
+}
+absl::StatusOr<uint64_t> InstrumentedStore::BanListEpoch() {
+  Op op(*this, "ban_list_epoch");
+  return op.Done(inner_.BanListEpoch());
+}
+absl::StatusOr<uint64_t> InstrumentedStore::OldestRevision() {
+  Op op(*this, "oldest_revision");
+  return op.Done(inner_.OldestRevision());
+}
+absl::StatusOr<int64_t> InstrumentedStore::PruneJournal(uint64_t keep_from) {
+  Op op(*this, "prune_journal");
+  return op.Done(inner_.PruneJournal(keep_from));
+}
+absl::Status InstrumentedStore::ForEachEvent(
+    absl::Time from, absl::Time to,
+    const std::function<absl::Status(const AuthEvent&)>& fn) {
+  Op op(*this, "for_each_event");
+  return op.Done(inner_.ForEachEvent(from, to, fn));
+}
+absl::StatusOr<std::vector<AuthEvent>> InstrumentedStore::EventsForPrefix(
+    const IpPrefix& prefix, absl::Time since, size_t limit) {
+  Op op(*this, "events_for_prefix");
+  return op.Done(inner_.EventsForPrefix(prefix, since, limit));
+}
+absl::StatusOr<int64_t> InstrumentedStore::PruneEvents(absl::Time before) {
+  Op op(*this, "prune_events");
+  return op.Done(inner_.PruneEvents(before));
+}
+absl::StatusOr<std::vector<Ban>> InstrumentedStore::BansFor(
+    const IpPrefix& prefix) {
+  Op op(*this, "bans_for");
+  return op.Done(inner_.BansFor(prefix));
+}
+absl::StatusOr<std::vector<AccountAttack>> InstrumentedStore::ListAccounts(
+    absl::Time since, size_t limit) {
+  Op op(*this, "list_accounts");
+  return op.Done(inner_.ListAccounts(since, limit));
+}
+absl::StatusOr<std::vector<CompromiseAlert>> InstrumentedStore::ListAlerts(
+    absl::Time since, size_t limit) {
+  Op op(*this, "list_alerts");
+  return op.Done(inner_.ListAlerts(since, limit));
+}
+absl::StatusOr<std::vector<AuditRecord>> InstrumentedStore::ListAudit(
+    absl::Time since, size_t limit) {
+  Op op(*this, "list_audit");
+  return op.Done(inner_.ListAudit(since, limit));
+}
+
+}  // namespace rampart::server

@@ -1,0 +1,392 @@
+#include "server/app/server_app.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "server/app/instrumented_store.h"
+#include "server/core/ban_distributor.h"
+#include "server/core/correlator.h"
+#include "server/core/ingest_pipeline.h"
+#include "server/grpc/admin_service.h"
+#include "server/grpc/agent_service.h"
+#include "server/http/http_endpoint.h"
+#include "server/store/pg_store.h"
+#include "server/store/sqlite_store.h"
+
+namespace rampart::server {
+namespace {
+
+// How long a drain may take before remaining streams are cut.
+constexpr absl::Duration kDrainTimeout = absl::Seconds(20);
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+    return "rampart-server";
+  }
+  return name;
+}
+
+// The distributor's start-up state: the active bans with the revision that
+// last changed each (from the journal window; bans older than the window get
+// the revision just before it, a lower bound that is still correct for
+// "enforced by an agent at revision R"), and the window itself.
+absl::Status LoadDistributor(Store& store, const DurableState& state,
+                             size_t window, BanDistributor& distributor) {
+  const uint64_t from = state.revision > window ? state.revision - window : 0;
+  ASSIGN_OR_RETURN(std::vector<JournalEntry> recent,
+                   store.JournalSince(from, window));
+  std::map<uint64_t, uint64_t> revision_of;  // ban id -> revision
+  for (const JournalEntry& e : recent) {
+    revision_of[e.ban.id] = e.revision;
+  }
+  const uint64_t floor =
+      recent.empty() ? state.revision : recent.front().revision - 1;
+  std::vector<VersionedBan> active;
+  active.reserve(state.active_bans.size());
+  for (const Ban& ban : state.active_bans) {
+    const auto it = revision_of.find(ban.id);
+    active.push_back({ban, it == revision_of.end() ? floor : it->second});
+  }
+  distributor.Reset(state.revision, std::move(active), std::move(recent));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const DatabaseTarget& target) {
+  if (target.kind == DatabaseTarget::Kind::kPostgres) {
+    ASSIGN_OR_RETURN(auto store,
+                     PgStore::Create(PgStoreOptions{.dsn = target.pg_dsn}));
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  ASSIGN_OR_RETURN(
+      auto store,
+      SqliteStore::Create(SqliteStoreOptions{.path = target.sqlite_path}));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+struct ServerApp::Impl {
+  Impl(const ServerConfig& c, Clock& k) : config(c), clock(k) {}
+
+  const ServerConfig config;
+  Clock& clock;
+  const absl::Time started_at = clock.Now();
+
+  metrics::Registry registry;
+  std::unique_ptr<Store> raw_store;
+  std::unique_ptr<InstrumentedStore> store;
+  std::unique_ptr<BanDistributor> distributor;
+  std::unique_ptr<Correlator> correlator;
+  std::unique_ptr<IngestPipeline> pipeline;
+  std::unique_ptr<AgentService> agent_service;
+  std::unique_ptr<AdminService> admin_service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<HttpEndpoint> http;
+  int grpc_port = 0;
+  uint64_t ban_list_epoch = 0;
+
+  std::thread housekeeping;
+  absl::Mutex mu;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  bool draining ABSL_GUARDED_BY(mu) = false;
+  absl::Notification done;
+  // Serialises Shutdown() callers (signal thread, destructor).
+  absl::Mutex shutdown_mu;
+
+  absl::Status Start();
+  void RegisterCollectors();
+  void HousekeepingLoop();
+  void Housekeep();
+  Readiness Ready();
+  void Stop();
+};
+
+absl::Status ServerApp::Impl::Start() {
+  RAMPART_LOG(Info) << "opening " << config.database.ToLogString();
+  ASSIGN_OR_RETURN(raw_store, OpenStore(config.database));
+  store = std::make_unique<InstrumentedStore>(*raw_store, registry);
+  ASSIGN_OR_RETURN(ban_list_epoch, store->BanListEpoch());
+
+  distributor = std::make_unique<BanDistributor>(
+      MakeBanDistributorOptions(config), clock);
+  ASSIGN_OR_RETURN(correlator, Correlator::Create(MakeCorrelatorOptions(config),
+                                                  *store, clock, *distributor));
+  {
+    ASSIGN_OR_RETURN(DurableState state, store->LoadState(clock.Now()));
+    RETURN_IF_ERROR(LoadDistributor(
+        *store, state, config.distribution.journal_window, *distributor));
+    RAMPART_LOG(Info) << "ban list at revision " << state.revision << ", "
+                      << state.active_bans.size() << " active bans";
+  }
+  for (const AllowEntry& entry :
+       AllowlistSeedToApply(config.allowlist_seed, correlator->Allowlist())) {
+    RETURN_IF_ERROR(correlator->AddAllow(entry, "config"));
+  }
+
+  pipeline = std::make_unique<IngestPipeline>(IngestPipelineOptions{},
+                                              *correlator, clock, registry);
+  const AgentServiceOptions agent_options{
+      .server_id = HostName(),
+      .ban_list_epoch = ban_list_epoch,
+      .max_streams = config.limits.max_agents,
+      .max_message_bytes = config.limits.max_message_bytes,
+      .heartbeat_timeout = config.limits.heartbeat_timeout,
+      .max_outbound_messages =
+          static_cast<size_t>(config.limits.agent_send_queue),
+  };
+  agent_service = std::make_unique<AgentService>(agent_options, *distributor,
+                                                 *pipeline, clock, registry);
+
+  AdminServiceOptions admin_options;
+  admin_options.queries.policy = config.policy;
+  std::vector<IpPrefix> self;
+  if (config.listen.ip()) {
+    self.push_back(IpPrefix::Host(*config.listen.ip()));
+  }
+  admin_options.queries.self_prefixes = std::move(self);
+  ServerFacts facts;
+  facts.status = [this] {
+    StatusFacts s;
+    s.server_version = std::string(kVersion);
+    s.server_id = HostName();
+    s.started_at = started_at;
+    s.ban_list_epoch = ban_list_epoch;
+    const bool healthy = store->healthy() && !correlator->degraded();
+    s.store_state = healthy ? StoreHealthState::kOk : StoreHealthState::kDown;
+    if (!healthy) {
+      s.store_message = "the last store call failed; retrying";
+    }
+    s.correlator_queue_depth = pipeline->queued_batches();
+    return s;
+  };
+  facts.agents = [this] { return agent_service->KnownAgents(); };
+  admin_service = std::make_unique<AdminService>(admin_options, *correlator,
+                                                 *store, *distributor, clock,
+                                                 registry, std::move(facts));
+  pipeline->SetCommitObserver([this](const IngestResult& result) {
+    if (result.alerts > 0) {
+      admin_service->NotifyAlerts();
+    }
+  });
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  AgentService::ConfigureServerBuilder(builder, agent_options);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(
+                                 config.limits.keepalive_time)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(
+                                 config.limits.keepalive_timeout)));
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(
+          config.limits.keepalive_min_agent_interval)));
+  // TODO(security issue): mutual TLS. Plaintext until then.
+  builder.AddListeningPort(config.listen.ToString(),
+                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.RegisterService(agent_service.get());
+  builder.RegisterService(admin_service.get());
+  grpc_server = builder.BuildAndStart();
+  if (grpc_server == nullptr || grpc_port == 0) {
+    return absl::UnavailableError(absl::StrFormat(
+        "cannot listen on %s (in use, or not an address of this host?)",
+        config.listen.ToString()));
+  }
+
+  RegisterCollectors();
+  ASSIGN_OR_RETURN(http,
+                   HttpEndpoint::Start(
+                       HttpEndpointOptions{
+                           .host = config.http_listen.host,
+                           .port = config.http_listen.port,
+                       },
+                       HttpHandlers{
+                           .metrics = [this] { return registry.Render(); },
+                           .ready = [this] { return Ready(); },
+                       }));
+  housekeeping = std::thread([this] { HousekeepingLoop(); });
+  return absl::OkStatus();
+}
+
+void ServerApp::Impl::RegisterCollectors() {
+  registry.AddCollector(
+      "rampart_active_bans", "Bans in force now.", metrics::Type::kGauge,
+      [this](std::vector<metrics::Sample>& out) {
+        out.push_back({{}, static_cast<double>(distributor->Active().size())});
+      });
+  registry.AddCollector(
+      "rampart_ban_list_revision", "Current ban-list revision.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        out.push_back({{}, static_cast<double>(distributor->revision())});
+      });
+  registry.AddCollector(
+      "rampart_agent_lag_revisions",
+      "Ban-list revisions each known agent has not enforced yet.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        for (const AgentStatus& a : distributor->Agents()) {
+          out.push_back(
+              {{{"agent", a.agent_id}}, static_cast<double>(a.lag_revisions)});
+        }
+      });
+  registry.AddCollector(
+      "rampart_agent_lag_seconds",
+      "Age of the oldest ban-list change each known agent has not enforced.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        for (const AgentStatus& a : distributor->Agents()) {
+          out.push_back(
+              {{{"agent", a.agent_id}}, absl::ToDoubleSeconds(a.lag_time)});
+        }
+      });
+  registry.AddCollector(
+      "rampart_agent_connected", "1 if the agent's stream is open.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        for (const AgentStatus& a : distributor->Agents()) {
+          out.push_back({{{"agent", a.agent_id}}, a.connected ? 1.0 : 0.0});
+        }
+      });
+  registry.AddCollector(
+      "rampart_ingest_queue_batches", "Batches waiting for the correlator.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        out.push_back({{}, static_cast<double>(pipeline->queued_batches())});
+      });
+  registry.AddCollector(
+      "rampart_degraded",
+      "1 while the store is failing and the correlator "
+      "cannot commit.",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        const bool bad = correlator->degraded() || !store->healthy();
+        out.push_back({{}, bad ? 1.0 : 0.0});
+      });
+  registry
+      .GetGauge("rampart_build_info", "Build information.",
+                {{"version", std::string(kVersion)}})
+      .Set(1);
+}
+
+Readiness ServerApp::Impl::Ready() {
+  {
+    absl::MutexLock lock(&mu);
+    if (draining) {
+      return {false, "draining"};
+    }
+  }
+  if (correlator->degraded() || !store->healthy()) {
+    return {false, "store unreachable; retrying"};
+  }
+  return {true, ""};
+}
+
+void ServerApp::Impl::Housekeep() {
+  correlator->Expire();
+  if (auto pruned = correlator->PruneEvents(config.retention.events);
+      !pruned.ok()) {
+    RAMPART_LOG(Warning) << "event retention: " << pruned.status();
+  }
+  const uint64_t revision = correlator->revision();
+  const auto keep = static_cast<uint64_t>(config.retention.journal_revisions);
+  if (revision > keep) {
+    if (auto pruned = store->PruneJournal(revision - keep + 1); !pruned.ok()) {
+      RAMPART_LOG(Warning) << "journal retention: " << pruned.status();
+    }
+  }
+}
+
+void ServerApp::Impl::HousekeepingLoop() {
+  absl::MutexLock lock(&mu);
+  while (!stopping) {
+    // Real time here: this is the server's own timer, not domain logic.
+    mu.AwaitWithTimeout(absl::Condition(&stopping),
+                        config.housekeeping_interval);
+    if (stopping) {
+      break;
+    }
+    mu.Unlock();
+    Housekeep();
+    mu.Lock();
+  }
+}
+
+void ServerApp::Impl::Stop() {
+  {
+    absl::MutexLock lock(&mu);
+    if (draining) {
+      return;
+    }
+    draining = true;
+  }
+  RAMPART_LOG(Info) << "draining agent streams";
+  if (auto* health = grpc_server->GetHealthCheckService(); health != nullptr) {
+    health->Shutdown();
+  }
+  if (!agent_service->Shutdown(kDrainTimeout)) {
+    RAMPART_LOG(Warning) << "some agent streams did not drain in "
+                         << kDrainTimeout;
+  }
+  admin_service->Shutdown();
+  grpc_server->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+  pipeline->Stop();  // flushes what is queued into the store
+  {
+    absl::MutexLock lock(&mu);
+    stopping = true;
+  }
+  housekeeping.join();
+  http->Stop();
+  RAMPART_LOG(Info) << "stopped at revision " << correlator->revision();
+}
+
+ServerApp::ServerApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(
+    const ServerConfig& config, Clock& clock) {
+  auto impl = std::make_unique<Impl>(config, clock);
+  if (absl::Status s = impl->Start(); !s.ok()) {
+    // Tear down what started, in reverse order.
+    if (impl->grpc_server) {
+      impl->grpc_server->Shutdown();
+    }
+    if (impl->pipeline) {
+      impl->pipeline->Stop();
+    }
+    return s;
+  }
+  return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
+}
+
+ServerApp::~ServerApp() { Shutdown(); }
+
+int ServerApp::grpc_port() const { return impl_->grpc_port; }
+int ServerApp::http_port() const { return impl_->http->port(); }
+
+void ServerApp::Shutdown() {
+  absl::MutexLock lock(&impl_->shutdown_mu);
+  if (!impl_->done.HasBeenNotified()) {
+    impl_->Stop();
+    impl_->done.Notify();
+  }
+}
+
+void ServerApp::Wait() { impl_->done.WaitForNotification(); }
+
+}  // namespace rampart::server

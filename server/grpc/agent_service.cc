@@ -1,0 +1,1549 @@
+#include "server/grpc/agent_service.h"
+
+#include <algorithm>
+#include <deque>
+#include <limits>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_format.h"
+#include "common/ip_address.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "common/version.h"
+#include "grpcpp/grpcpp.h"
+#include "server/grpc/conversions.h"
+
+namespace rampart::server {
+namespace {
+
+using Op = JournalEntry::Op;
+
+void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
+  const int64_t ns = absl::ToUnixNanos(t);
+  int64_t seconds = ns / 1000000000;
+  int64_t nanos = ns % 1000000000;
+  if (nanos < 0) {
+    --seconds;
+    nanos += 1000000000;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(nanos));
+}
+
+void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+// Text for the agent: printable ASCII only (proto3 strings must be UTF-8,
+// and reasons may quote hostile input), at most `max` bytes.
+std::string SanitizeText(std::string_view text, size_t max) {
+  std::string out;
+  out.reserve(std::min(text.size(), max));
+  for (char c : text) {
+    if (out.size() + 3 > max) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7F) ? c : '?';
+  }
+  return out;
+}
+
+constexpr size_t kMaxRejectionText = 256;  // BatchRejection.message
+constexpr size_t kMaxNoticeText = 1024;    // Notice.message
+
+// Batch errors the agent cannot fix by resending: the batch is rejected
+// (settled, deleted by the agent). Any other error ends the stream so the
+// agent resends its unacknowledged batches after reconnecting.
+bool IsPermanentBatchError(absl::StatusCode code) {
+  return code == absl::StatusCode::kInvalidArgument ||
+         code == absl::StatusCode::kOutOfRange;
+}
+
+std::string_view PayloadName(v1::AgentMessage::PayloadCase c) {
+  switch (c) {
+    case v1::AgentMessage::kHello:
+      return "Hello";
+    case v1::AgentMessage::kEventBatch:
+      return "EventBatch";
+    case v1::AgentMessage::kHeartbeat:
+      return "Heartbeat";
+    case v1::AgentMessage::kEnforcedRevision:
+      return "EnforcedRevision";
+    case v1::AgentMessage::kLocalBanReport:
+      return "LocalBanReport";
+    case v1::AgentMessage::PAYLOAD_NOT_SET:
+      break;
+  }
+  return "an empty message";
+}
+
+absl::Status HelloError(std::string_view field, std::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("hello.%s: %s", field, problem));
+}
+
+bool AgentIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+bool SiteChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool ZoneChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '/' || c == '_' || c == '+' || c == '-';
+}
+
+}  // namespace
+
+absl::Status ValidateHello(const v1::Hello& hello) {
+  const std::string& id = hello.agent_id();
+  if (id.empty() || id.size() > 63) {
+    return HelloError(
+        "agent_id", absl::StrFormat("must be 1..63 bytes, got %d", id.size()));
+  }
+  if (!std::all_of(id.begin(), id.end(), AgentIdChar) || id[0] == '.' ||
+      id[0] == '_' || id[0] == '-') {
+    return HelloError(
+        "agent_id",
+        absl::StrFormat("'%s' is not [a-z0-9._-] starting with a letter or "
+                        "digit",
+                        SanitizeText(id, 80)));
+  }
+  if (hello.site().size() > 63 ||
+      !std::all_of(hello.site().begin(), hello.site().end(), SiteChar)) {
+    return HelloError("site", "must be 0..63 bytes of [A-Za-z0-9._-]");
+  }
+  if (hello.agent_version().size() > 64) {
+    return HelloError("agent_version", "longer than 64 bytes");
+  }
+  if (hello.hostname().size() > 253) {
+    return HelloError("hostname", "longer than 253 bytes");
+  }
+  if (hello.domino_server().size() > 256) {
+    return HelloError("domino_server", "longer than 256 bytes");
+  }
+  if (hello.host_addresses_size() > 64) {
+    return HelloError("host_addresses",
+                      absl::StrFormat("%d addresses, at most 64",
+                                      hello.host_addresses_size()));
+  }
+  for (int i = 0; i < hello.host_addresses_size(); ++i) {
+    if (!IpAddress::Parse(hello.host_addresses(i)).has_value()) {
+      return HelloError(
+          absl::StrFormat("host_addresses[%d]", i),
+          absl::StrFormat("'%s' is not an IP address",
+                          SanitizeText(hello.host_addresses(i), 64)));
+    }
+  }
+  const std::string& zone = hello.time_zone();
+  if (zone.size() > 64 || !std::all_of(zone.begin(), zone.end(), ZoneChar)) {
+    return HelloError("time_zone",
+                      absl::StrFormat("'%s' is not an IANA time zone name",
+                                      SanitizeText(zone, 64)));
+  }
+  if (hello.spool_epoch() == 0) {
+    return HelloError("spool_epoch", "must be non-zero");
+  }
+  const v1::Capabilities& caps = hello.capabilities();
+  if (caps.firewall_backend().size() > 32) {
+    return HelloError("capabilities.firewall_backend", "longer than 32 bytes");
+  }
+  if (caps.features_size() > 64) {
+    return HelloError("capabilities.features", "more than 64 tokens");
+  }
+  for (const std::string& f : caps.features()) {
+    if (f.size() > 64) {
+      return HelloError("capabilities.features", "token longer than 64 bytes");
+    }
+  }
+  if (hello.log_sources_size() > 16) {
+    return HelloError("log_sources", absl::StrFormat("%d sources, at most 16",
+                                                     hello.log_sources_size()));
+  }
+  std::set<uint32_t> ids;
+  for (const v1::LogSource& s : hello.log_sources()) {
+    if (s.path().size() > 1024) {
+      return HelloError("log_sources.path", "longer than 1024 bytes");
+    }
+    if (!ids.insert(s.id()).second) {
+      return HelloError("log_sources.id",
+                        absl::StrFormat("id %d used twice", s.id()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<JournalEntry> CoalesceJournal(
+    std::vector<JournalEntry> queued, const std::vector<JournalEntry>& more) {
+  std::vector<std::optional<JournalEntry>> merged;
+  merged.reserve(queued.size() + more.size());
+  absl::flat_hash_map<uint64_t, size_t> index;  // ban id -> merged position
+  std::optional<JournalEntry> last_cancelled;
+  const auto add = [&](JournalEntry e) {
+    const auto it = index.find(e.ban.id);
+    if (it == index.end()) {
+      index.emplace(e.ban.id, merged.size());
+      merged.push_back(std::move(e));
+      return;
+    }
+    std::optional<JournalEntry>& prev = merged[it->second];
+    if (prev->op == Op::kAdd && e.op == Op::kRemove) {
+      // The agent never saw the ADD: drop both.
+      last_cancelled = std::move(e);
+      prev.reset();
+      index.erase(it);
+      return;
+    }
+    // ADD+UPDATE stays an ADD (of the new content); otherwise the later op
+    // wins (UPDATE+UPDATE, UPDATE+REMOVE). Ids are never reused, so nothing
+    // follows a REMOVE.
+    const Op op = prev->op == Op::kAdd ? Op::kAdd : e.op;
+    prev = std::move(e);
+    prev->op = op;
+  };
+  for (JournalEntry& e : queued) {
+    add(std::move(e));
+  }
+  for (const JournalEntry& e : more) {
+    add(e);
+  }
+  std::vector<JournalEntry> out;
+  out.reserve(index.size());
+  for (std::optional<JournalEntry>& e : merged) {
+    if (e.has_value()) {
+      out.push_back(std::move(*e));
+    }
+  }
+  if (out.empty() && last_cancelled.has_value()) {
+    out.push_back(std::move(*last_cancelled));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Stream: one agent stream. Every member below mu_ is guarded by it; in_ is
+// the read buffer, owned by whoever holds the single outstanding read.
+//
+// Threads that enter a Stream: gRPC reactions (OnReadDone, OnWriteDone,
+// OnCancel, OnDone), the pipeline worker (OnIngested, OnRoom), the
+// publishing thread (OnPublished, via the BanDistributor listener), and the
+// service's callers (Drain, Terminate, CheckIdle). Non-reaction callers hold a
+// shared_ptr, so the object outlives their call even if OnDone runs
+// meanwhile; after OnDone (done_) they return without touching the service.
+//
+// gRPC operations are decided under mu_ (TakeOpsLocked) and issued without it
+// (Execute). `issuing_` counts decided-but-not-yet-issued operations; Finish
+// waits for it to drop to zero, so no StartRead/StartWrite can follow Finish
+// (the call may be destroyed right after Finish completes).
+class AgentService::Stream final
+    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>,
+      public std::enable_shared_from_this<Stream> {
+ public:
+  Stream(AgentService& service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {}
+
+  // Called once by Connect() right after construction: starts the first read,
+  // or finishes at once with `reject`.
+  void Start(std::optional<grpc::Status> reject);
+
+  // Ends the stream with `status` as soon as the write in flight completes;
+  // nothing queued is sent.
+  void Terminate(const grpc::Status& status);
+  // Stops reading; once the batches handed to the pipeline are acknowledged,
+  // sends a Notice with retry_after and ends with UNAVAILABLE.
+  void Drain();
+  // Terminates the stream if it received nothing for heartbeat_timeout.
+  void CheckIdle(absl::Time now);
+
+  // grpc::ServerBidiReactor
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  enum class Phase { kAwaitHello, kCatchingUp, kActive };
+  // A snapshot replacing queued deltas: kPending until the write path gets to
+  // it (changes published meanwhile are in it anyway), kPlanning while the
+  // plan is taken outside the lock (changes published meanwhile are kept in
+  // early_ and filtered by revision afterwards).
+  enum class SnapshotState { kNone, kPending, kPlanning };
+
+  // One queued ban-list message source: a delta or a snapshot (chunked
+  // lazily as it is written).
+  struct BanListItem {
+    bool is_snapshot = false;
+    // Delta: changes turning from_revision into to_revision (ascending).
+    uint64_t from_revision = 0;
+    uint64_t to_revision = 0;
+    std::vector<JournalEntry> changes;
+    // Merged by CoalesceJournal: revisions may have gaps and it must be sent
+    // whole (it never exceeds kMaxDeltaChanges). Uncoalesced deltas are split
+    // into kMaxDeltaChanges pieces.
+    bool coalesced = false;
+    // Earliest Publish time of the changes (live pushes only), for the push
+    // latency histogram.
+    std::optional<absl::Time> published_at;
+    // Snapshot: null until planned.
+    std::shared_ptr<const Snapshot> snapshot;
+    uint64_t snapshot_id = 0;
+    size_t next_entry = 0;
+    uint32_t next_chunk = 0;
+  };
+
+  // gRPC operations decided under mu_, issued by Execute() without it. At
+  // most one of {read/write/plan} or finish.
+  struct Ops {
+    bool read = false;
+    const v1::ServerMessage* write = nullptr;
+    bool plan = false;  // take a snapshot for the front ban-list item
+    std::optional<grpc::Status> finish;
+    bool any() const { return read || write != nullptr || plan; }
+  };
+
+  void HandleHello(const v1::Hello& hello);
+  void HandleBatch(const v1::EventBatch& batch);
+  void HandleEnforced(const v1::EnforcedRevision& enforced);
+  void ProtocolError(grpc::StatusCode code, const std::string& message,
+                     std::string_view reason);
+  void ReadNext();
+  // Pushes `item` into the pipeline; on success reads on, else parks it in
+  // deferred_ until the pipeline's room callback (OnRoom). Only one Offer
+  // runs at a time: no read is outstanding while a batch is being offered.
+  void Offer(IngestPipeline::Item item);
+  void OnRoom();
+  void OnIngested(uint64_t sequence, absl::StatusOr<IngestResult> result);
+  void OnPublished(const std::vector<JournalEntry>& entries);
+  void Execute(Ops ops);
+
+  Ops TakeOpsLocked(bool want_read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NextWriteLocked(Ops& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool FinishDueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequestFinishLocked(grpc::Status status, bool graceful)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetBatchLocked(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SettleLocked(uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RejectBatchLocked(uint64_t sequence, absl::StatusCode code,
+                         std::string_view message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoticeLocked(absl::StatusCode code, std::string_view message,
+                    uint64_t batch_sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t DurableThroughLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::ServerMessage TakeAckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::ServerMessage NextBanListMessageLocked(BanListItem& item, bool* exhausted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AppendLiveLocked(std::vector<JournalEntry> entries, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReplaceWithSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void InstallSnapshotLocked(std::shared_ptr<const Snapshot> snapshot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  AgentService& service_;
+  grpc::CallbackServerContext* const context_;
+  // Keeps the reactor alive from Start() until OnDone (gRPC holds a raw
+  // pointer). Touched only by Start() and OnDone().
+  std::shared_ptr<Stream> self_;
+  // Read buffer; only touched by the holder of the single outstanding read.
+  v1::AgentMessage in_;
+
+  mutable absl::Mutex mu_;
+  // State below is protected by mu_.
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kAwaitHello;
+  std::string agent_id_ ABSL_GUARDED_BY(mu_);
+  uint64_t spool_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;  // RegisterAgent() done
+  uint64_t distributor_handle_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_seen_ ABSL_GUARDED_BY(mu_);
+
+  // Ingest: batches read but not settled (deferred_ or in the pipeline).
+  std::multiset<uint64_t> pending_sequences_ ABSL_GUARDED_BY(mu_);
+  int inflight_batches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<IngestPipeline::Item> deferred_ ABSL_GUARDED_BY(mu_);
+  bool room_signalled_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t max_settled_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t watermark_ ABSL_GUARDED_BY(mu_) = 0;  // last durable_through
+  v1::BatchAck ack_ ABSL_GUARDED_BY(mu_);        // being accumulated
+  bool ack_dirty_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Outbound: control messages (Welcome, Notices) before the pending ack,
+  // before ban-list messages.
+  std::deque<v1::ServerMessage> control_ ABSL_GUARDED_BY(mu_);
+  std::deque<BanListItem> banlist_ ABSL_GUARDED_BY(mu_);
+  // The revision the agent has once everything queued is applied.
+  uint64_t queued_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  SnapshotState snapshot_state_ ABSL_GUARDED_BY(mu_) = SnapshotState::kNone;
+  std::vector<JournalEntry> early_ ABSL_GUARDED_BY(mu_);
+  absl::Time early_published_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_snapshot_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time notice_window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int notices_in_window_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // The write in flight (valid until OnWriteDone).
+  v1::ServerMessage current_write_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> current_published_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  int issuing_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Ending: the status, whether to flush acks first, the last Notice.
+  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+  bool graceful_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<v1::ServerMessage> final_notice_ ABSL_GUARDED_BY(mu_);
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void AgentService::Stream::Start(std::optional<grpc::Status> reject) {
+  self_ = shared_from_this();
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    last_seen_ = service_.clock_.Now();
+    if (reject.has_value()) {
+      RequestFinishLocked(std::move(*reject), /*graceful=*/false);
+    }
+    ops = TakeOpsLocked(/*want_read=*/!reject.has_value());
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::Terminate(const grpc::Status& status) {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_) {
+      return;
+    }
+    RequestFinishLocked(status, /*graceful=*/false);
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::Drain() {
+  static constexpr std::string_view kDraining = "server draining";
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_ || finish_status_.has_value()) {
+      return;
+    }
+    if (phase_ != Phase::kActive) {
+      RequestFinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(kDraining)),
+          /*graceful=*/false);
+    } else {
+      RequestFinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(kDraining)),
+          /*graceful=*/true);
+      v1::ServerMessage m;
+      v1::Notice* n = m.mutable_notice();
+      n->set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+      n->set_message(absl::StrFormat(
+          "%s: reconnect in %s", kDraining,
+          absl::FormatDuration(service_.options_.drain_retry_after)));
+      SetDuration(n->mutable_retry_after(),
+                  service_.options_.drain_retry_after);
+      final_notice_ = std::move(m);
+    }
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::CheckIdle(absl::Time now) {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_ || finish_status_.has_value() ||
+        now - last_seen_ < service_.options_.heartbeat_timeout) {
+      return;
+    }
+    RequestFinishLocked(
+        grpc::Status(
+            grpc::StatusCode::UNAVAILABLE,
+            absl::StrFormat("heartbeat timeout: nothing received for %s",
+                            absl::FormatDuration(now - last_seen_))),
+        /*graceful=*/false);
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::OnReadDone(bool ok) {
+  if (!ok) {
+    // The agent closed its side (or the stream broke: OnCancel follows).
+    // Acknowledge what is in flight, then end.
+    Ops ops;
+    {
+      absl::MutexLock lock(&mu_);
+      RequestFinishLocked(grpc::Status::OK, /*graceful=*/true);
+      ops = TakeOpsLocked(false);
+    }
+    Execute(std::move(ops));
+    return;
+  }
+  Phase phase;
+  bool ending = false;
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    last_seen_ = service_.clock_.Now();
+    phase = phase_;
+    if (finish_status_.has_value()) {
+      // Ending (drain, superseded, ...): nothing more is processed or read.
+      ending = true;
+      ops = TakeOpsLocked(false);
+    }
+  }
+  if (ending) {
+    Execute(std::move(ops));
+    return;
+  }
+  if (phase == Phase::kAwaitHello) {
+    if (!in_.has_hello()) {
+      ProtocolError(grpc::StatusCode::FAILED_PRECONDITION,
+                    absl::StrFormat("the first message must be Hello, got %s",
+                                    PayloadName(in_.payload_case())),
+                    "no_hello");
+      return;
+    }
+    HandleHello(in_.hello());
+    return;
+  }
+  switch (in_.payload_case()) {
+    case v1::AgentMessage::kHello:
+      ProtocolError(grpc::StatusCode::FAILED_PRECONDITION,
+                    "Hello sent twice on one stream", "duplicate_hello");
+      return;
+    case v1::AgentMessage::kEventBatch:
+      HandleBatch(in_.event_batch());  // reads on, or defers the read
+      return;
+    case v1::AgentMessage::kEnforcedRevision:
+      HandleEnforced(in_.enforced_revision());
+      break;
+    case v1::AgentMessage::kHeartbeat:       // liveness: last_seen_ above
+    case v1::AgentMessage::kLocalBanReport:  // not recorded yet
+    case v1::AgentMessage::PAYLOAD_NOT_SET:  // unknown variant: ignored
+      break;
+  }
+  ReadNext();
+}
+
+void AgentService::Stream::ReadNext() {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    ops = TakeOpsLocked(/*want_read=*/true);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::ProtocolError(grpc::StatusCode code,
+                                         const std::string& message,
+                                         std::string_view reason) {
+  service_.Rejected(reason).Increment();
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    RequestFinishLocked(grpc::Status(code, message), /*graceful=*/false);
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::HandleHello(const v1::Hello& hello) {
+  if (absl::Status valid = ValidateHello(hello); !valid.ok()) {
+    ProtocolError(grpc::StatusCode::INVALID_ARGUMENT,
+                  std::string(valid.message()), "invalid_hello");
+    return;
+  }
+  if (grpc::Status auth = service_.AuthenticatePeer(*context_, hello);
+      !auth.ok()) {
+    ProtocolError(auth.error_code(), auth.error_message(), "unauthenticated");
+    return;
+  }
+  const std::string agent_id = hello.agent_id();
+  const uint64_t spool_epoch = hello.spool_epoch();
+  {
+    absl::MutexLock lock(&mu_);
+    agent_id_ = agent_id;
+    spool_epoch_ = spool_epoch;
+    phase_ = Phase::kCatchingUp;
+  }
+  service_.RecordHello(hello, context_->peer());
+  // Supersede an older stream of this agent (a half-dead connection must
+  // never block a reconnect).
+  if (std::shared_ptr<Stream> older =
+          service_.RegisterAgent(agent_id, shared_from_this()).lock()) {
+    older->Terminate(grpc::Status(
+        grpc::StatusCode::ABORTED,
+        absl::StrFormat("superseded by a newer stream of agent %s", agent_id)));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    registered_ = true;
+  }
+  // Subscribe first, then plan: a change published in between reaches both
+  // the plan and the listener; early_ is filtered by revision below.
+  BanDistributor& distributor = service_.distributor_;
+  const uint64_t handle = distributor.Connect(
+      agent_id,
+      [weak = weak_from_this()](const std::vector<JournalEntry>& entries) {
+        if (std::shared_ptr<Stream> s = weak.lock()) {
+          s->OnPublished(entries);
+        }
+      });
+  const uint64_t epoch = service_.options_.ban_list_epoch;
+  const bool same_epoch = hello.ban_list_epoch() == epoch;
+  const bool fresh =
+      hello.ban_list_epoch() == 0 && hello.enforced_revision() == 0;
+  v1::ResyncMode mode = v1::RESYNC_MODE_UP_TO_DATE;
+  uint64_t from = hello.enforced_revision();
+  uint64_t current = 0;
+  std::vector<JournalEntry> delta;
+  std::shared_ptr<const Snapshot> snapshot;
+  if (same_epoch || fresh) {
+    CatchUpPlan plan = distributor.PlanFor(hello.enforced_revision());
+    current = plan.to_revision;
+    switch (plan.kind) {
+      case CatchUpPlan::Kind::kUpToDate:
+        mode = v1::RESYNC_MODE_UP_TO_DATE;
+        break;
+      case CatchUpPlan::Kind::kDelta:
+        mode = v1::RESYNC_MODE_DELTA;
+        from = plan.from_revision;
+        delta = std::move(plan.delta);
+        break;
+      case CatchUpPlan::Kind::kSnapshot:
+        mode = v1::RESYNC_MODE_SNAPSHOT;
+        snapshot = service_.SnapshotFromPlan(std::move(plan));
+        current = snapshot->revision;
+        break;
+    }
+    if (same_epoch) {
+      distributor.ReportEnforced(agent_id, hello.enforced_revision());
+    }
+  } else {
+    // Another lineage: whatever the agent enforces must be replaced.
+    mode = v1::RESYNC_MODE_SNAPSHOT;
+    snapshot = service_.CurrentSnapshot();
+    current = snapshot->revision;
+  }
+  const uint64_t oldest = hello.oldest_unacked_sequence();
+  const uint64_t durable_through =
+      std::max(service_.RememberedWatermark(agent_id, spool_epoch),
+               oldest > 0 ? oldest - 1 : 0);
+
+  v1::ServerMessage welcome;
+  v1::Welcome* w = welcome.mutable_welcome();
+  w->set_server_id(service_.options_.server_id);
+  w->set_server_version(std::string(kVersion));
+  SetTime(w->mutable_server_time(), service_.clock_.Now());
+  w->set_ban_list_epoch(epoch);
+  w->set_current_revision(current);
+  w->set_resync(mode);
+  w->set_durable_through(durable_through);
+  v1::StreamLimits* limits = w->mutable_limits();
+  limits->set_max_message_bytes(
+      static_cast<uint32_t>(service_.options_.max_message_bytes));
+  limits->set_max_events_per_batch(v1::kMaxEventsPerBatch);
+  limits->set_max_user_bytes(v1::kMaxUserBytes);
+  v1::PolicyHint* hint = w->mutable_policy_hint();
+  SetDuration(hint->mutable_heartbeat_interval(),
+              service_.options_.heartbeat_interval);
+  hint->set_max_unacked_batches(service_.options_.max_unacked_batches);
+
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    distributor_handle_ = handle;
+    if (finish_status_.has_value()) {
+      // Superseded or drained while catching up.
+      ops = TakeOpsLocked(false);
+    } else {
+      watermark_ = durable_through;
+      control_.push_back(std::move(welcome));
+      queued_revision_ = current;
+      if (!delta.empty()) {
+        banlist_.push_back(BanListItem{.from_revision = from,
+                                       .to_revision = current,
+                                       .changes = std::move(delta)});
+      }
+      if (snapshot != nullptr) {
+        banlist_.push_back(BanListItem{.is_snapshot = true,
+                                       .snapshot = std::move(snapshot),
+                                       .snapshot_id = next_snapshot_id_++});
+      }
+      phase_ = Phase::kActive;
+      std::vector<JournalEntry> early = std::move(early_);
+      early_.clear();
+      if (!early.empty()) {
+        AppendLiveLocked(std::move(early), early_published_);
+      }
+      ops = TakeOpsLocked(/*want_read=*/true);
+    }
+  }
+  RAMPART_LOG(Info) << "agent " << agent_id << " connected: resync "
+                    << v1::ResyncMode_Name(mode) << " from revision " << from
+                    << " to " << current << ", durable through "
+                    << durable_through;
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::HandleBatch(const v1::EventBatch& batch) {
+  const uint64_t sequence = batch.sequence();
+  const absl::Time now = service_.clock_.Now();
+  std::string agent_id;
+  uint64_t spool_epoch = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    agent_id = agent_id_;
+    spool_epoch = spool_epoch_;
+  }
+  absl::StatusOr<ConvertedBatch> converted =
+      batch.events_size() == 0 ? absl::InvalidArgumentError(absl::StrFormat(
+                                     "batch %d has no events", sequence))
+                               : ToDomain(batch, agent_id, spool_epoch, now);
+  if (!converted.ok()) {
+    service_.Rejected("invalid_batch").Increment();
+    Ops ops;
+    {
+      absl::MutexLock lock(&mu_);
+      RejectBatchLocked(sequence, converted.status().code(),
+                        std::string(converted.status().message()));
+      ops = TakeOpsLocked(/*want_read=*/true);
+    }
+    Execute(std::move(ops));
+    return;
+  }
+  IngestPipeline::Item item{
+      .id = std::move(converted->id),
+      .events = std::move(converted->events),
+      .enqueued = now,
+      .rejected_events = converted->rejected.size(),
+      .done =
+          [self = shared_from_this(),
+           sequence](absl::StatusOr<IngestResult> result) {
+            self->OnIngested(sequence, std::move(result));
+          },
+  };
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!converted->rejected.empty()) {
+      std::string text =
+          absl::StrFormat("batch %d: %d of %d events dropped", sequence,
+                          converted->rejected.size(), batch.events_size());
+      for (const auto& [index, reason] : converted->rejected) {
+        if (text.size() > kMaxNoticeText) {
+          break;
+        }
+        absl::StrAppendFormat(&text, "; event %d: %s", index, reason);
+      }
+      NoticeLocked(absl::StatusCode::kInvalidArgument, text, sequence);
+      ops = TakeOpsLocked(false);
+    }
+    pending_sequences_.insert(sequence);
+    ++inflight_batches_;
+  }
+  Execute(std::move(ops));
+  Offer(std::move(item));
+}
+
+void AgentService::Stream::HandleEnforced(const v1::EnforcedRevision& e) {
+  if (e.ban_list_epoch() != service_.options_.ban_list_epoch) {
+    return;  // another lineage: its snapshot is on the way
+  }
+  std::string agent_id;
+  {
+    absl::MutexLock lock(&mu_);
+    agent_id = agent_id_;
+  }
+  service_.distributor_.ReportEnforced(agent_id, e.revision());
+}
+
+void AgentService::Stream::Offer(IngestPipeline::Item item) {
+  const uint64_t sequence = item.id.has_value() ? item.id->sequence : 0;
+  IngestPipeline& pipeline = service_.pipeline_;
+  for (;;) {
+    const bool pushed =
+        pipeline.TryPush(std::move(item), [weak = weak_from_this()] {
+          if (std::shared_ptr<Stream> s = weak.lock()) {
+            s->OnRoom();
+          }
+        });
+    if (!pushed) {
+      service_.reads_deferred_.Increment();
+    }
+    Ops ops;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pushed) {
+        ops = TakeOpsLocked(/*want_read=*/true);
+      } else if (finish_status_.has_value() || pipeline.stopping()) {
+        ForgetBatchLocked(sequence);  // not acked: the agent resends it
+        RequestFinishLocked(
+            grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"),
+            /*graceful=*/true);
+        ops = TakeOpsLocked(false);
+      } else if (room_signalled_) {
+        room_signalled_ = false;  // room appeared while we were failing
+        continue;
+      } else {
+        // Queue full: park the batch and do not read on. HTTP/2 flow control
+        // now holds the agent back.
+        deferred_ = std::move(item);
+        return;
+      }
+    }
+    Execute(std::move(ops));
+    return;
+  }
+}
+
+void AgentService::Stream::OnRoom() {
+  std::optional<IngestPipeline::Item> item;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_) {
+      return;
+    }
+    if (!deferred_.has_value()) {
+      room_signalled_ = true;  // Offer() is between its push and parking
+      return;
+    }
+    item = std::move(deferred_);
+    deferred_.reset();
+  }
+  Offer(std::move(*item));
+}
+
+void AgentService::Stream::OnIngested(uint64_t sequence,
+                                      absl::StatusOr<IngestResult> result) {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_) {
+      return;  // the service may already be gone
+    }
+    ForgetBatchLocked(sequence);
+    if (result.ok()) {
+      ack_.add_sequences(sequence);
+      ack_dirty_ = true;
+      SettleLocked(sequence);
+    } else if (IsPermanentBatchError(result.status().code())) {
+      RejectBatchLocked(sequence, result.status().code(),
+                        std::string(result.status().message()));
+    } else {
+      // Transient (store down, commit conflict): the batch stays
+      // unacknowledged; end the stream so that the agent reconnects with
+      // backoff and resends it.
+      RequestFinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrFormat("batch %d not stored, resend it: %s",
+                                       sequence, result.status().ToString())),
+          /*graceful=*/true);
+    }
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::OnPublished(
+    const std::vector<JournalEntry>& entries) {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_ || finish_status_.has_value()) {
+      return;
+    }
+    AppendLiveLocked(entries, service_.clock_.Now());
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::OnWriteDone(bool ok) {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (ok && current_published_.has_value()) {
+      service_.push_latency_.ObserveDuration(service_.clock_.Now() -
+                                             *current_published_);
+    }
+    current_published_.reset();
+    if (!ok) {
+      RequestFinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"),
+          /*graceful=*/false);
+    }
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::OnCancel() {
+  Ops ops;
+  {
+    absl::MutexLock lock(&mu_);
+    RequestFinishLocked(
+        grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"),
+        /*graceful=*/false);
+    ops = TakeOpsLocked(false);
+  }
+  Execute(std::move(ops));
+}
+
+void AgentService::Stream::OnDone() {
+  uint64_t handle = 0;
+  std::string agent_id;
+  bool registered = false;
+  std::optional<IngestPipeline::Item> deferred;
+  {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    handle = distributor_handle_;
+    agent_id = agent_id_;
+    registered = registered_;
+    deferred = std::move(deferred_);  // its `done` holds a reference to us
+    deferred_.reset();
+    banlist_.clear();
+    control_.clear();
+    early_.clear();
+  }
+  deferred.reset();
+  if (handle != 0) {
+    service_.distributor_.Disconnect(handle);
+  }
+  std::shared_ptr<Stream> self = std::move(self_);
+  // Last use of service_: a drain waiting for this stream may return and the
+  // service may be destroyed right after.
+  service_.StreamDone(this, agent_id, registered);
+  // `self` may be the last reference: nothing below touches members.
+}
+
+void AgentService::Stream::Execute(Ops ops) {
+  for (;;) {
+    if (ops.finish.has_value()) {
+      Finish(std::move(*ops.finish));
+      return;  // OnDone may run (and free the call) from here on
+    }
+    if (!ops.any()) {
+      return;
+    }
+    std::shared_ptr<const Snapshot> snapshot;
+    if (ops.plan) {
+      snapshot = service_.CurrentSnapshot();
+    }
+    if (ops.read) {
+      StartRead(&in_);
+    }
+    if (ops.write != nullptr) {
+      StartWrite(ops.write);
+    }
+    absl::MutexLock lock(&mu_);
+    --issuing_;
+    if (ops.plan) {
+      write_in_flight_ = false;  // the slot was reserved for the plan
+      InstallSnapshotLocked(std::move(snapshot));
+    }
+    ops = TakeOpsLocked(false);
+  }
+}
+
+AgentService::Stream::Ops AgentService::Stream::TakeOpsLocked(bool want_read) {
+  Ops ops;
+  if (finish_called_ || done_) {
+    return ops;
+  }
+  if (want_read && !finish_status_.has_value()) {
+    ops.read = true;
+  }
+  if (!write_in_flight_) {
+    NextWriteLocked(ops);
+  }
+  if (ops.any()) {
+    ++issuing_;
+  } else if (FinishDueLocked()) {
+    finish_called_ = true;
+    ops.finish = *finish_status_;
+  }
+  return ops;
+}
+
+void AgentService::Stream::NextWriteLocked(Ops& ops) {
+  v1::ServerMessage message;
+  std::optional<absl::Time> published;
+  if (!control_.empty()) {
+    message = std::move(control_.front());
+    control_.pop_front();
+  } else if (ack_dirty_) {
+    message = TakeAckLocked();
+  } else if (finish_status_.has_value()) {
+    if (!graceful_ || inflight_batches_ > 0 || !final_notice_.has_value()) {
+      return;
+    }
+    message = std::move(*final_notice_);
+    final_notice_.reset();
+  } else if (!banlist_.empty()) {
+    BanListItem& item = banlist_.front();
+    if (item.is_snapshot && item.snapshot == nullptr) {
+      // Plan outside the lock; the write slot stays reserved meanwhile.
+      snapshot_state_ = SnapshotState::kPlanning;
+      write_in_flight_ = true;
+      ops.plan = true;
+      return;
+    }
+    bool exhausted = false;
+    message = NextBanListMessageLocked(item, &exhausted);
+    published = item.published_at;
+    if (exhausted) {
+      banlist_.pop_front();
+    }
+  } else {
+    return;
+  }
+  current_write_ = std::move(message);
+  current_published_ = published;
+  write_in_flight_ = true;
+  ops.write = &current_write_;
+  // NOTE: no WriteOptions::set_buffer_hint() even when more is queued: a
+  // buffered write completes only when a later write flushes it, and with one
+  // write in flight the next write starts only after that completion, so the
+  // stream would stall.
+}
+
+bool AgentService::Stream::FinishDueLocked() const {
+  if (!finish_status_.has_value() || finish_called_ || issuing_ > 0 ||
+      write_in_flight_) {
+    return false;
+  }
+  if (graceful_ && (inflight_batches_ > 0 || !control_.empty() || ack_dirty_ ||
+                    final_notice_.has_value())) {
+    return false;
+  }
+  return true;
+}
+
+void AgentService::Stream::RequestFinishLocked(grpc::Status status,
+                                               bool graceful) {
+  if (finish_called_) {
+    return;
+  }
+  if (!finish_status_.has_value()) {
+    finish_status_ = std::move(status);
+    graceful_ = graceful;
+  } else if (!graceful) {
+    graceful_ = false;  // an abort overrides a graceful end in progress
+  }
+  // A parked batch is never pushed now; the agent resends it.
+  if (deferred_.has_value()) {
+    ForgetBatchLocked(deferred_->id.has_value() ? deferred_->id->sequence : 0);
+    deferred_.reset();
+  }
+  banlist_.clear();
+  early_.clear();
+  snapshot_state_ = SnapshotState::kNone;
+  if (!graceful_) {
+    control_.clear();
+    ack_dirty_ = false;
+    final_notice_.reset();
+  }
+}
+
+void AgentService::Stream::ForgetBatchLocked(uint64_t sequence) {
+  if (auto it = pending_sequences_.find(sequence);
+      it != pending_sequences_.end()) {
+    pending_sequences_.erase(it);
+  }
+  --inflight_batches_;
+}
+
+void AgentService::Stream::SettleLocked(uint64_t sequence) {
+  max_settled_ = std::max(max_settled_, sequence);
+}
+
+void AgentService::Stream::RejectBatchLocked(uint64_t sequence,
+                                             absl::StatusCode code,
+                                             std::string_view message) {
+  v1::BatchRejection* r = ack_.add_rejected();
+  r->set_sequence(sequence);
+  r->set_code(static_cast<int32_t>(code));
+  r->set_message(SanitizeText(message, kMaxRejectionText));
+  ack_dirty_ = true;
+  if (sequence > 0) {
+    SettleLocked(sequence);
+  }
+}
+
+void AgentService::Stream::NoticeLocked(absl::StatusCode code,
+                                        std::string_view message,
+                                        uint64_t batch_sequence) {
+  const absl::Time now = service_.clock_.Now();
+  if (now - notice_window_start_ >= absl::Minutes(1)) {
+    notice_window_start_ = now;
+    notices_in_window_ = 0;
+  }
+  if (notices_in_window_ >= service_.options_.notices_per_minute) {
+    return;
+  }
+  ++notices_in_window_;
+  v1::ServerMessage m;
+  v1::Notice* n = m.mutable_notice();
+  n->set_code(static_cast<int32_t>(code));
+  n->set_message(SanitizeText(message, kMaxNoticeText));
+  n->set_batch_sequence(batch_sequence);
+  control_.push_back(std::move(m));
+}
+
+uint64_t AgentService::Stream::DurableThroughLocked() {
+  // The agent sends batches in increasing order starting with its oldest
+  // unacknowledged one, so everything below the lowest unsettled sequence
+  // of this stream is durable, rejected or abandoned (docs/protocol.md).
+  const uint64_t candidate = pending_sequences_.empty()
+                                 ? max_settled_
+                                 : *pending_sequences_.begin() - 1;
+  watermark_ = std::max(watermark_, candidate);
+  return watermark_;
+}
+
+v1::ServerMessage AgentService::Stream::TakeAckLocked() {
+  v1::ServerMessage m;
+  v1::BatchAck* ack = m.mutable_batch_ack();
+  ack->Swap(&ack_);
+  ack_.Clear();
+  ack_dirty_ = false;
+  ack->set_durable_through(DurableThroughLocked());
+  service_.RecordWatermark(agent_id_, spool_epoch_, ack->durable_through());
+  return m;
+}
+
+v1::ServerMessage AgentService::Stream::NextBanListMessageLocked(
+    BanListItem& item, bool* exhausted) {
+  const uint64_t epoch = service_.options_.ban_list_epoch;
+  v1::ServerMessage m;
+  if (item.is_snapshot) {
+    const std::vector<VersionedBan>& bans = item.snapshot->bans;
+    const size_t chunk =
+        static_cast<size_t>(std::clamp(service_.options_.snapshot_chunk_entries,
+                                       1, v1::kMaxSnapshotChunkEntries));
+    const size_t end = std::min(bans.size(), item.next_entry + chunk);
+    v1::BanListSnapshot* s = m.mutable_snapshot();
+    s->set_snapshot_id(item.snapshot_id);
+    s->set_ban_list_epoch(epoch);
+    s->set_revision(item.snapshot->revision);
+    s->set_chunk_index(item.next_chunk++);
+    s->set_total_entries(static_cast<uint32_t>(bans.size()));
+    for (size_t i = item.next_entry; i < end; ++i) {
+      *s->add_entries() = ToProto(bans[i].ban, bans[i].revision);
+    }
+    item.next_entry = end;
+    *exhausted = end == bans.size();
+    s->set_final_chunk(*exhausted);
+    return m;
+  }
+  v1::BanListDelta* d = m.mutable_delta();
+  d->set_ban_list_epoch(epoch);
+  d->set_from_revision(item.from_revision);
+  size_t n = item.changes.size();
+  if (!item.coalesced && n > static_cast<size_t>(v1::kMaxDeltaChanges)) {
+    n = static_cast<size_t>(v1::kMaxDeltaChanges);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    *d->add_changes() = ToProto(item.changes[i]);
+  }
+  if (n == item.changes.size()) {
+    d->set_to_revision(item.to_revision);
+    *exhausted = true;
+  } else {
+    // An exact journal slice: revisions are consecutive, so it can be cut
+    // anywhere.
+    const uint64_t to = item.changes[n - 1].revision;
+    d->set_to_revision(to);
+    item.from_revision = to;
+    item.changes.erase(item.changes.begin(),
+                       item.changes.begin() + static_cast<ptrdiff_t>(n));
+    *exhausted = false;
+  }
+  return m;
+}
+
+void AgentService::Stream::AppendLiveLocked(std::vector<JournalEntry> entries,
+                                            absl::Time now) {
+  if (phase_ == Phase::kCatchingUp ||
+      snapshot_state_ == SnapshotState::kPlanning) {
+    if (early_.empty()) {
+      early_published_ = now;
+    }
+    early_.insert(early_.end(), std::make_move_iterator(entries.begin()),
+                  std::make_move_iterator(entries.end()));
+    return;
+  }
+  if (snapshot_state_ == SnapshotState::kPending) {
+    return;  // the snapshot, planned later, contains these changes
+  }
+  std::vector<JournalEntry> fresh;
+  for (JournalEntry& e : entries) {
+    if (e.revision > queued_revision_) {
+      fresh.push_back(std::move(e));
+    }
+  }
+  if (fresh.empty()) {
+    return;
+  }
+  const uint64_t to = fresh.back().revision;
+  const size_t threshold = std::clamp<size_t>(
+      service_.options_.coalesce_threshold, 1,
+      std::max<size_t>(1, service_.options_.max_outbound_messages - 1));
+  if (banlist_.size() >= threshold && !banlist_.back().is_snapshot) {
+    // The agent is behind: merge into the last queued delta.
+    BanListItem& tail = banlist_.back();
+    tail.changes = CoalesceJournal(std::move(tail.changes), fresh);
+    tail.to_revision = to;
+    tail.coalesced = true;
+    if (!tail.published_at.has_value()) {
+      tail.published_at = now;
+    }
+    queued_revision_ = to;
+    if (tail.changes.size() >
+        std::clamp<size_t>(service_.options_.max_coalesced_changes, 1,
+                           static_cast<size_t>(v1::kMaxDeltaChanges))) {
+      ReplaceWithSnapshotLocked();
+    }
+    return;
+  }
+  banlist_.push_back(BanListItem{.from_revision = queued_revision_,
+                                 .to_revision = to,
+                                 .changes = std::move(fresh),
+                                 .published_at = now});
+  queued_revision_ = to;
+  if (banlist_.size() > service_.options_.max_outbound_messages) {
+    ReplaceWithSnapshotLocked();
+  }
+}
+
+void AgentService::Stream::ReplaceWithSnapshotLocked() {
+  // One snapshot supersedes every queued delta and any partly sent snapshot
+  // (the agent discards an incomplete snapshot when a new snapshot_id
+  // starts).
+  banlist_.clear();
+  banlist_.push_back(
+      BanListItem{.is_snapshot = true, .snapshot_id = next_snapshot_id_++});
+  snapshot_state_ = SnapshotState::kPending;
+  service_.snapshot_fallbacks_.Increment();
+}
+
+void AgentService::Stream::InstallSnapshotLocked(
+    std::shared_ptr<const Snapshot> snapshot) {
+  std::vector<JournalEntry> early = std::move(early_);
+  early_.clear();
+  snapshot_state_ = SnapshotState::kNone;
+  if (finish_status_.has_value() || banlist_.empty() ||
+      !banlist_.front().is_snapshot || banlist_.front().snapshot != nullptr) {
+    return;  // ending: nothing more is pushed
+  }
+  queued_revision_ = snapshot->revision;
+  banlist_.front().snapshot = std::move(snapshot);
+  if (!early.empty()) {
+    AppendLiveLocked(std::move(early), early_published_);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// AgentService
+
+AgentService::AgentService(const AgentServiceOptions& options,
+                           BanDistributor& distributor,
+                           IngestPipeline& pipeline, Clock& clock,
+                           metrics::Registry& metrics)
+    : options_(options),
+      distributor_(distributor),
+      pipeline_(pipeline),
+      clock_(clock),
+      connected_agents_(metrics.GetGauge(
+          "rampart_agents_connected", "Agents with an open stream past Hello")),
+      push_latency_(metrics.GetHistogram(
+          "rampart_agent_push_latency_seconds",
+          "Time from a ban-list change being published until the write of "
+          "the delta carrying it to an agent completed")),
+      reads_deferred_(metrics.GetCounter(
+          "rampart_agent_reads_deferred_total",
+          "Times a stream's batch was refused by the full ingest queue; the "
+          "stream reads no further until it is accepted (backpressure "
+          "through HTTP/2 flow control)")),
+      snapshot_fallbacks_(metrics.GetCounter(
+          "rampart_agent_snapshot_fallbacks_total",
+          "Times queued deltas for a slow agent were replaced by a snapshot")) {
+  for (std::string_view reason :
+       {"no_hello", "duplicate_hello", "invalid_hello", "unauthenticated",
+        "invalid_batch", "stream_limit", "draining"}) {
+    rejected_.emplace(
+        std::string(reason),
+        &metrics.GetCounter("rampart_agent_messages_rejected_total",
+                            "Agent messages or streams refused, by reason",
+                            {{"reason", std::string(reason)}}));
+  }
+  if (options_.sweep_interval > absl::ZeroDuration()) {
+    sweeper_ = std::thread([this] { SweepLoop(); });
+  }
+}
+
+AgentService::~AgentService() {
+  {
+    absl::MutexLock lock(&sweep_mu_);
+    stop_sweep_ = true;
+  }
+  if (sweeper_.joinable()) {
+    sweeper_.join();
+  }
+}
+
+void AgentService::ConfigureServerBuilder(grpc::ServerBuilder& builder,
+                                          const AgentServiceOptions& options) {
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  // Detect half-dead agents (protocol: keepalive pings every 30 s).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Accept the agents' own 30 s pings (the default minimum is 5 minutes,
+  // which would answer them with GOAWAY too_many_pings).
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+}
+
+metrics::Counter& AgentService::Rejected(std::string_view reason) {
+  const auto it = rejected_.find(reason);
+  return *(it != rejected_.end() ? it->second : rejected_.begin()->second);
+}
+
+grpc::Status AgentService::AuthenticatePeer(
+    const grpc::CallbackServerContext& /*context*/,
+    const v1::Hello& /*hello*/) const {
+  // Mutual TLS: compare the client certificate's identity
+  // (context.auth_context()) with hello.agent_id(); PERMISSION_DENIED on
+  // mismatch or revoked agents, UNAUTHENTICATED without a certificate.
+  return grpc::Status::OK;
+}
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*
+AgentService::Connect(grpc::CallbackServerContext* context) {
+  auto stream = std::make_shared<Stream>(*this, context);
+  std::optional<grpc::Status> reject;
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      reject = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server draining");
+    } else if (streams_.size() >=
+               static_cast<size_t>(std::max(0, options_.max_streams))) {
+      reject = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrFormat("server at its stream limit (%d)",
+                                            options_.max_streams));
+    } else {
+      streams_.emplace(stream.get(), stream);
+    }
+  }
+  if (reject.has_value()) {
+    Rejected(reject->error_code() == grpc::StatusCode::UNAVAILABLE
+                 ? "draining"
+                 : "stream_limit")
+        .Increment();
+  }
+  stream->Start(std::move(reject));
+  return stream.get();
+}
+
+void AgentService::RecordHello(const v1::Hello& hello, std::string peer) {
+  AgentFacts f;
+  f.agent_id = hello.agent_id();
+  f.site = hello.site();
+  f.hostname = hello.hostname();
+  f.version = hello.agent_version();
+  f.peer_address = std::move(peer);
+  f.firewall_backend = hello.capabilities().firewall_backend();
+  for (const std::string& a : hello.host_addresses()) {
+    if (auto ip = IpAddress::Parse(a)) {  // validated by ValidateHello
+      f.host_addresses.push_back(*ip);
+    }
+  }
+  f.connected_since = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  facts_[f.agent_id] = std::move(f);
+}
+
+std::vector<AgentFacts> AgentService::KnownAgents() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<AgentFacts> out;
+  out.reserve(facts_.size());
+  for (const auto& [id, f] : facts_) {
+    out.push_back(f);
+    if (agents_.find(id) == agents_.end()) {
+      out.back().connected_since.reset();
+    }
+  }
+  return out;
+}
+
+std::weak_ptr<AgentService::Stream> AgentService::RegisterAgent(
+    const std::string& agent_id, const std::shared_ptr<Stream>& stream) {
+  absl::MutexLock lock(&mu_);
+  AgentSlot& slot = agents_[agent_id];
+  std::weak_ptr<Stream> older = slot.stream != stream.get()
+                                    ? std::move(slot.weak)
+                                    : std::weak_ptr<Stream>();
+  slot.stream = stream.get();
+  slot.weak = stream;
+  ++connected_;
+  connected_agents_.Set(connected_);
+  return older;
+}
+
+void AgentService::StreamDone(Stream* stream, const std::string& agent_id,
+                              bool connected) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+  if (connected) {
+    --connected_;
+    connected_agents_.Set(connected_);
+    if (auto it = agents_.find(agent_id);
+        it != agents_.end() && it->second.stream == stream) {
+      agents_.erase(it);
+    }
+  }
+}
+
+uint64_t AgentService::RememberedWatermark(const std::string& agent_id,
+                                           uint64_t spool_epoch) const {
+  absl::MutexLock lock(&mu_);
+  const auto it = watermarks_.find(agent_id);
+  return it != watermarks_.end() && it->second.spool_epoch == spool_epoch
+             ? it->second.durable_through
+             : 0;
+}
+
+void AgentService::RecordWatermark(const std::string& agent_id,
+                                   uint64_t spool_epoch,
+                                   uint64_t durable_through) {
+  absl::MutexLock lock(&mu_);
+  Watermark& w = watermarks_[agent_id];
+  if (w.spool_epoch != spool_epoch) {
+    w = Watermark{.spool_epoch = spool_epoch};
+  }
+  w.durable_through = std::max(w.durable_through, durable_through);
+}
+
+std::shared_ptr<const AgentService::Snapshot> AgentService::CurrentSnapshot() {
+  const uint64_t revision = distributor_.revision();
+  {
+    absl::MutexLock lock(&mu_);
+    if (snapshot_cache_ != nullptr && snapshot_cache_->revision == revision) {
+      return snapshot_cache_;
+    }
+  }
+  // An unknown future revision always yields a snapshot (PlanFor contract).
+  return SnapshotFromPlan(
+      distributor_.PlanFor(std::numeric_limits<uint64_t>::max()));
+}
+
+std::shared_ptr<const AgentService::Snapshot> AgentService::SnapshotFromPlan(
+    CatchUpPlan plan) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->revision = plan.to_revision;
+  snapshot->bans = std::move(plan.snapshot);
+  std::sort(snapshot->bans.begin(), snapshot->bans.end(),
+            [](const VersionedBan& a, const VersionedBan& b) {
+              return a.ban.id < b.ban.id;
+            });
+  absl::MutexLock lock(&mu_);
+  if (snapshot_cache_ == nullptr ||
+      snapshot_cache_->revision <= snapshot->revision) {
+    snapshot_cache_ = snapshot;
+  }
+  return snapshot;
+}
+
+std::vector<std::shared_ptr<AgentService::Stream>> AgentService::LiveStreams()
+    const {
+  std::vector<std::shared_ptr<Stream>> out;
+  absl::MutexLock lock(&mu_);
+  out.reserve(streams_.size());
+  for (const auto& [raw, weak] : streams_) {
+    if (std::shared_ptr<Stream> s = weak.lock()) {
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+void AgentService::StartDrain() {
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+  }
+  for (const std::shared_ptr<Stream>& s : LiveStreams()) {
+    s->Drain();
+  }
+}
+
+bool AgentService::AwaitDrained(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  const auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return streams_.empty();
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&empty), timeout);
+}
+
+bool AgentService::Shutdown(absl::Duration timeout) {
+  StartDrain();
+  if (AwaitDrained(timeout)) {
+    return true;
+  }
+  for (const std::shared_ptr<Stream>& s : LiveStreams()) {
+    s->Terminate(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "server draining (drain timeout)"));
+  }
+  return false;
+}
+
+void AgentService::SweepIdleStreams() {
+  const absl::Time now = clock_.Now();
+  for (const std::shared_ptr<Stream>& s : LiveStreams()) {
+    s->CheckIdle(now);
+  }
+}
+
+void AgentService::SweepLoop() {
+  absl::MutexLock lock(&sweep_mu_);
+  while (!sweep_mu_.AwaitWithTimeout(absl::Condition(&stop_sweep_),
+                                     options_.sweep_interval)) {
+    sweep_mu_.Unlock();
+    SweepIdleStreams();
+    sweep_mu_.Lock();
+  }
+}
+
+int AgentService::open_streams() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(streams_.size());
+}
+
+int AgentService::connected_agents() const {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+}  // namespace rampart::server

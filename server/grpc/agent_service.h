@@ -1,0 +1,239 @@
+#pragma once
+
+// AgentService: the server side of the agent stream (rampart.v1
+// AgentService.Connect, docs/protocol.md "The agent stream"), on the gRPC
+// callback API. One reactor (Stream) per agent stream:
+//
+//   Hello -> validate, authenticate, supersede an older stream of the agent
+//         -> Welcome + catch-up (exact delta or chunked snapshot, planned by
+//            BanDistributor) -> subscribe to live ban-list changes;
+//   EventBatch -> ToDomain -> IngestPipeline::TryPush (the next read is
+//            deferred while the queue is full: HTTP/2 flow control then slows
+//            the agent) -> BatchAck once the Correlator made it durable;
+//            malformed batches are rejected in BatchAck.rejected, invalid
+//            events are dropped and reported in a rate-limited Notice;
+//   Heartbeat -> liveness; EnforcedRevision -> BanDistributor::ReportEnforced.
+//
+// Reactions only convert and enqueue; they never block and never hold a lock
+// across StartRead/StartWrite/Finish (CONVENTIONS, gRPC server rules). Pushes
+// queued for a slow agent are coalesced, and replaced by a snapshot beyond a
+// bound, so a slow agent costs bounded memory.
+//
+// Thread-safety: thread-safe. See docs/threading.md "Server" for which thread
+// touches what. Lifetime: the BanDistributor, IngestPipeline, Clock and
+// Registry must outlive the service; the service must outlive the
+// grpc::Server it is registered with (shut the server down first).
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/server_callback.h"
+#include "rampart/v1/agent.grpc.pb.h"
+#include "rampart/v1/limits.h"
+#include "server/core/admin_queries.h"
+#include "server/core/ban.h"
+#include "server/core/ban_distributor.h"
+#include "server/core/ingest_pipeline.h"
+
+namespace rampart::server {
+
+struct AgentServiceOptions {
+  // Welcome.server_id (host name or configured id), at most 253 bytes.
+  std::string server_id = "rampart-server";
+  // Lineage of the ban list (Welcome.ban_list_epoch): random, non-zero,
+  // changes only when the store is recreated or restored. An agent whose
+  // Hello names another epoch gets a snapshot.
+  uint64_t ban_list_epoch = 1;
+  // Most concurrent streams; further streams end with RESOURCE_EXHAUSTED.
+  int max_streams = 5000;
+  // Largest message accepted and sent, in bytes (Welcome.limits and the
+  // server's channel limits); ServerConfig.max_message_bytes, 4..64 MiB.
+  int64_t max_message_bytes = v1::kMaxMessageBytes;
+  // PolicyHint.heartbeat_interval sent to agents.
+  absl::Duration heartbeat_interval = absl::Seconds(15);
+  // A stream that sent nothing for this long ends with UNAVAILABLE
+  // (protocol: 3 x heartbeat_interval).
+  absl::Duration heartbeat_timeout = absl::Seconds(45);
+  // How often the service's own thread runs SweepIdleStreams(); zero: no
+  // thread (call SweepIdleStreams() yourself, as tests do).
+  absl::Duration sweep_interval = absl::Seconds(5);
+  // PolicyHint.max_unacked_batches sent to agents.
+  uint32_t max_unacked_batches = 32;
+  // Bound of the per-stream queue of ban-list messages: beyond it, queued
+  // deltas are replaced by one snapshot.
+  size_t max_outbound_messages = 64;
+  // Once this many ban-list messages are queued for a stream, new changes
+  // are merged into the last queued delta instead of queueing another one.
+  // Clamped to [1, max_outbound_messages - 1].
+  size_t coalesce_threshold = 8;
+  // A merged delta with more changes than this is replaced by a snapshot
+  // (protocol: beyond 2000 changes). Clamped to [1, kMaxDeltaChanges].
+  size_t max_coalesced_changes = v1::kMaxDeltaChanges;
+  // Entries per snapshot chunk, clamped to [1, kMaxSnapshotChunkEntries].
+  int snapshot_chunk_entries = v1::kMaxSnapshotChunkEntries;
+  // In-band Notices per stream and minute (protocol: 10).
+  int notices_per_minute = 10;
+  // Notice.retry_after sent before a draining server ends a stream.
+  absl::Duration drain_retry_after = absl::Seconds(5);
+};
+
+// Validates a Hello (docs/protocol.md, agent.proto field comments). Returns
+// InvalidArgument naming the field, e.g. "hello.agent_id: ...".
+absl::Status ValidateHello(const v1::Hello& hello);
+
+// Merges `more` (ascending revisions) into `queued` (ascending revisions,
+// possibly already merged) so that at most one change per ban id remains,
+// in the order of each id's first change: ADD+UPDATE is an ADD of the new
+// entry, UPDATE+UPDATE the later UPDATE, UPDATE+REMOVE a REMOVE, ADD+REMOVE
+// cancels. Each surviving change carries the revision of its latest part.
+// If everything cancels, the last cancelled REMOVE is kept (a no-op for the
+// agent) because a delta must carry at least one change.
+std::vector<JournalEntry> CoalesceJournal(
+    std::vector<JournalEntry> queued, const std::vector<JournalEntry>& more);
+
+class AgentService final : public v1::AgentService::CallbackService {
+ public:
+  // Starts the idle-sweep thread if options.sweep_interval > 0. References
+  // must outlive the service.
+  AgentService(const AgentServiceOptions& options, BanDistributor& distributor,
+               IngestPipeline& pipeline, Clock& clock,
+               metrics::Registry& metrics);
+  // REQUIRES: every stream is done (the grpc::Server was shut down).
+  ~AgentService() override;
+
+  AgentService(const AgentService&) = delete;
+  AgentService& operator=(const AgentService&) = delete;
+
+  // Channel arguments the agent listener needs: keepalive (30 s pings, 10 s
+  // timeout, pings without calls allowed, agents' 30 s pings accepted),
+  // message size limits (options.max_message_bytes both ways). Call before
+  // BuildAndStart().
+  static void ConfigureServerBuilder(grpc::ServerBuilder& builder,
+                                     const AgentServiceOptions& options = {});
+
+  // v1::AgentService::CallbackService
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+
+  // Begins draining and returns at once: new streams end with UNAVAILABLE;
+  // every open stream stops reading, lets its batches already handed to the
+  // pipeline commit and be acknowledged, sends a Notice with retry_after and
+  // ends with UNAVAILABLE "server draining". REQUIRES: the IngestPipeline
+  // still runs (stop it after the drain).
+  void StartDrain() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until every stream is done (OnDone ran), at most `timeout`.
+  // Returns whether all are done.
+  bool AwaitDrained(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  // StartDrain() + AwaitDrained(timeout); streams still open at the timeout
+  // are ended at once. Returns whether every stream was done in time. Then
+  // shut the grpc::Server down, then Stop() the pipeline, then flush the
+  // store (SIGTERM sequence, see docs/threading.md).
+  bool Shutdown(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends (UNAVAILABLE) every stream that received nothing for
+  // heartbeat_timeout by the injected clock.
+  void SweepIdleStreams() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // What each agent said in its latest Hello (kept after it disconnects),
+  // for AdminService (version, site, host addresses never to be banned),
+  // sorted by agent id.
+  std::vector<AgentFacts> KnownAgents() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Streams not yet done, and streams past Hello.
+  int open_streams() const ABSL_LOCKS_EXCLUDED(mu_);
+  int connected_agents() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  class Stream;
+  // The full ban list at one revision, entries in ascending id order; shared
+  // by every stream that needs a snapshot at that revision.
+  struct Snapshot {
+    uint64_t revision = 0;
+    std::vector<VersionedBan> bans;
+  };
+  struct Watermark {
+    uint64_t spool_epoch = 0;
+    uint64_t durable_through = 0;
+  };
+
+  // Identity seam: mutual TLS will check that the client certificate names
+  // hello.agent_id. Returns OK for now.
+  grpc::Status AuthenticatePeer(const grpc::CallbackServerContext& context,
+                                const v1::Hello& hello) const;
+
+  // The current ban list as a snapshot (cached per revision).
+  std::shared_ptr<const Snapshot> CurrentSnapshot() ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes a snapshot from a kSnapshot plan and caches it.
+  std::shared_ptr<const Snapshot> SnapshotFromPlan(CatchUpPlan plan)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stream bookkeeping; called by streams without their own lock held
+  // (lock order: Stream::mu_ may be held when calling RecordWatermark; the
+  // service never calls into a stream with mu_ held).
+  // Makes `stream` the agent's current stream (counted as connected) and
+  // returns the one it supersedes, if any.
+  void RecordHello(const v1::Hello& hello, std::string peer)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::weak_ptr<Stream> RegisterAgent(const std::string& agent_id,
+                                      const std::shared_ptr<Stream>& stream)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // `connected`: the stream had registered its agent.
+  void StreamDone(Stream* stream, const std::string& agent_id, bool connected)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t RememberedWatermark(const std::string& agent_id,
+                               uint64_t spool_epoch) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void RecordWatermark(const std::string& agent_id, uint64_t spool_epoch,
+                       uint64_t durable_through) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::shared_ptr<Stream>> LiveStreams() const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SweepLoop();
+  // The rampart_agent_messages_rejected_total series for `reason`.
+  metrics::Counter& Rejected(std::string_view reason);
+
+  // Constant after construction.
+  const AgentServiceOptions options_;
+  BanDistributor& distributor_;
+  IngestPipeline& pipeline_;
+  Clock& clock_;
+  metrics::Gauge& connected_agents_;
+  metrics::Histogram& push_latency_;
+  metrics::Counter& reads_deferred_;
+  metrics::Counter& snapshot_fallbacks_;
+  std::map<std::string, metrics::Counter*, std::less<>> rejected_;
+
+  mutable absl::Mutex mu_;
+  // State below is protected by mu_.
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<Stream*, std::weak_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  // The current stream of each connected agent.
+  struct AgentSlot {
+    Stream* stream = nullptr;  // identity only, never dereferenced
+    std::weak_ptr<Stream> weak;
+  };
+  std::map<std::string, AgentSlot, std::less<>> agents_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Watermark, std::less<>> watermarks_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, AgentFacts, std::less<>> facts_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Snapshot> snapshot_cache_ ABSL_GUARDED_BY(mu_);
+  int connected_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex sweep_mu_;
+  bool stop_sweep_ ABSL_GUARDED_BY(sweep_mu_) = false;
+  std::thread sweeper_;
+};
+
+}  // namespace rampart::server
