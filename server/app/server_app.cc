@@ -202,6 +202,9 @@ absl::Status ServerApp::Impl::Start() {
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       static_cast<int>(absl::ToInt64Milliseconds(
           config.limits.keepalive_min_agent_interval)));
+  // gRPC sets SO_REUSEPORT by default, which would let a second server on
+  // the same port start "successfully" and steal half the agents.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // TODO(security issue): mutual TLS. Plaintext until then.
   builder.AddListeningPort(config.listen.ToString(),
                            grpc::InsecureServerCredentials(), &grpc_port);
@@ -343,9 +346,12 @@ void ServerApp::Impl::Stop() {
     RAMPART_LOG(Warning) << "some agent streams did not drain in "
                          << kDrainTimeout;
   }
+  RAMPART_LOG(Debug) << "agent streams drained";
   admin_service->Shutdown();
+  RAMPART_LOG(Debug) << "admin watchers ended";
   grpc_server->Shutdown(std::chrono::system_clock::now() +
                         std::chrono::seconds(5));
+  RAMPART_LOG(Debug) << "gRPC server stopped";
   pipeline->Stop();  // flushes what is queued into the store
   {
     absl::MutexLock lock(&mu);

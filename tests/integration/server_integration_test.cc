@@ -335,5 +335,65 @@ TEST_F(ServerIntegrationTest, KilledServerRestartsWithBansAndRevision) {
             (std::set<std::string>{"198.51.100.60/32", "198.51.100.61/32"}));
 }
 
+TEST(ServerCommandLineTest, MigrateCreatesTheSchemaAndBadConfigIsExit2) {
+  const std::string dir = ::testing::TempDir();
+  const std::string db =
+      absl::StrFormat("%s/rampart-migrate-%d.db", dir, getpid());
+  auto migrate =
+      RunProcess(ServerBinary(), {"migrate", "--db", "sqlite:" + db});
+  ASSERT_TRUE(migrate.ok()) << migrate.status();
+  EXPECT_TRUE(WIFEXITED(migrate->status) && WEXITSTATUS(migrate->status) == 0)
+      << migrate->err;
+  EXPECT_THAT(migrate->err, HasSubstr("up to date"));
+  // Migrating again is a no-op.
+  migrate = RunProcess(ServerBinary(), {"migrate", "--db", "sqlite:" + db});
+  ASSERT_TRUE(migrate.ok());
+  EXPECT_EQ(WEXITSTATUS(migrate->status), 0) << migrate->err;
+
+  const std::string config =
+      absl::StrFormat("%s/rampart-bad-%d.yaml", dir, getpid());
+  std::ofstream(config) << "policy:\n  half_lfe: 30m\n";
+  auto bad =
+      RunProcess(ServerBinary(), {"--config", config, "--db", "sqlite:" + db});
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_TRUE(WIFEXITED(bad->status) && WEXITSTATUS(bad->status) == 2)
+      << bad->err;
+  EXPECT_THAT(bad->err, HasSubstr(":2:3"));
+  EXPECT_THAT(bad->err, HasSubstr("did you mean half_life"));
+
+  auto bad_flag = RunProcess(ServerBinary(),
+                             {"--listen", "nohost", "--db", "sqlite:" + db});
+  ASSERT_TRUE(bad_flag.ok());
+  EXPECT_EQ(WEXITSTATUS(bad_flag->status), 2) << bad_flag->err;
+  EXPECT_THAT(bad_flag->err, HasSubstr("--listen"));
+  std::remove(config.c_str());
+  std::remove(db.c_str());
+  std::remove((db + "-wal").c_str());
+  std::remove((db + "-shm").c_str());
+}
+
+TEST(ServerCommandLineTest, PortInUseIsARuntimeErrorNamingTheAddress) {
+  const std::string dir = ::testing::TempDir();
+  const std::string db =
+      absl::StrFormat("%s/rampart-port-%d.db", dir, getpid());
+  auto first = ServerProcess::Start(
+      ServerBinary(), {"--db", "sqlite:" + db, "--listen", "127.0.0.1:0",
+                       "--http-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = RunProcess(
+      ServerBinary(), {"--db", "sqlite:" + db + "2", "--listen",
+                       absl::StrFormat("127.0.0.1:%d", (*first)->grpc_port()),
+                       "--http-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(WEXITSTATUS(second->status), 1) << second->err;
+  EXPECT_THAT(second->err, HasSubstr(absl::StrFormat("127.0.0.1:%d",
+                                                     (*first)->grpc_port())));
+  for (const std::string& f : {db, db + "2"}) {
+    std::remove(f.c_str());
+    std::remove((f + "-wal").c_str());
+    std::remove((f + "-shm").c_str());
+  }
+}
+
 }  // namespace
 }  // namespace rampart::testing

@@ -50,6 +50,61 @@ bool ParseServingLine(const std::string& log, int& grpc_port, int& http_port) {
 
 std::string ServerBinary() { return RAMPART_SERVER_BIN; }
 
+absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
+                                         const std::vector<std::string>& args,
+                                         absl::Duration timeout) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(std::strerror(errno));
+  }
+  std::vector<std::string> argv_storage = {binary};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    return absl::InternalError(std::strerror(errno));
+  }
+  if (pid == 0) {
+    const int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(pipe_fds[1], 2);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  ProcessResult result;
+  const absl::Time deadline = absl::Now() + timeout;
+  char buf[4096];
+  while (true) {
+    const int left =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    if (left <= 0 || poll(&pfd, 1, left) == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      close(pipe_fds[0]);
+      return absl::DeadlineExceededError("process did not finish:\n" +
+                                         result.err);
+    }
+    const ssize_t n = read(pipe_fds[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    result.err.append(buf, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  waitpid(pid, &result.status, 0);
+  return result;
+}
+
 int PickFreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

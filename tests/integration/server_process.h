@@ -66,6 +66,16 @@ class ServerProcess {
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Runs `binary args...` to completion (stdin /dev/null) and returns its
+// wait status and stderr. DeadlineExceeded (child killed) after `timeout`.
+struct ProcessResult {
+  int status = 0;  // as from waitpid
+  std::string err;
+};
+absl::StatusOr<ProcessResult> RunProcess(
+    const std::string& binary, const std::vector<std::string>& args,
+    absl::Duration timeout = absl::Seconds(60));
+
 // A free TCP port on 127.0.0.1 at the time of the call (for a restart that
 // must reuse ports; racy in theory, fine on a test machine).
 int PickFreePort();
