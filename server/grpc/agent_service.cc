@@ -607,14 +607,14 @@ void AgentService::Stream::HandleHello(const v1::Hello& hello) {
       });
   const uint64_t epoch = service_.options_.ban_list_epoch;
   const bool same_epoch = hello.ban_list_epoch() == epoch;
-  const bool fresh =
-      hello.ban_list_epoch() == 0 && hello.enforced_revision() == 0;
   v1::ResyncMode mode = v1::RESYNC_MODE_UP_TO_DATE;
   uint64_t from = hello.enforced_revision();
   uint64_t current = 0;
   std::vector<JournalEntry> delta;
   std::shared_ptr<const Snapshot> snapshot;
-  if (same_epoch || fresh) {
+  // A fresh agent (epoch 0) gets a snapshot even of an empty list, so that
+  // it adopts this lineage before any delta arrives.
+  if (same_epoch) {
     CatchUpPlan plan = distributor.PlanFor(hello.enforced_revision());
     current = plan.to_revision;
     switch (plan.kind) {
@@ -632,9 +632,7 @@ void AgentService::Stream::HandleHello(const v1::Hello& hello) {
         current = snapshot->revision;
         break;
     }
-    if (same_epoch) {
-      distributor.ReportEnforced(agent_id, hello.enforced_revision());
-    }
+    distributor.ReportEnforced(agent_id, hello.enforced_revision());
   } else {
     // Another lineage: whatever the agent enforces must be replaced.
     mode = v1::RESYNC_MODE_SNAPSHOT;

@@ -184,7 +184,9 @@ TEST_F(AgentServiceTest, FailuresReportedByOneAgentBanOnAnother) {
   EXPECT_EQ(wa->server_id(), "test-server");
   EXPECT_EQ(wa->ban_list_epoch(), kEpoch);
   EXPECT_EQ(wa->current_revision(), 0u);
-  EXPECT_EQ(wa->resync(), v1::RESYNC_MODE_UP_TO_DATE);
+  // A fresh agent (epoch 0) always gets a snapshot, even of an empty list,
+  // so it adopts the epoch before the first delta.
+  EXPECT_EQ(wa->resync(), v1::RESYNC_MODE_SNAPSHOT);
   EXPECT_EQ(wa->limits().max_events_per_batch(), 5000u);
   EXPECT_EQ(wa->policy_hint().heartbeat_interval().seconds(), 15);
   ASSERT_TRUE(b->Handshake(Hello("mail2")).ok());

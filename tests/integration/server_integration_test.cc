@@ -283,6 +283,9 @@ TEST_F(ServerIntegrationTest, MetricsEndpointParsesAndCountsWhatHappened) {
   auto a = Connect("mx1");
   ASSERT_TRUE(a->SendBatch(1, Failures("198.51.100.40", 6)));
   ASSERT_TRUE(a->WaitForBan("198.51.100.40/32").ok());
+  // The ban is pushed from inside the commit; the counters are updated just
+  // before the ack, so wait for the ack before scraping.
+  ASSERT_TRUE(a->WaitForAck(1).ok());
   const auto m = Scrape();
   EXPECT_EQ(m.types.at("rampart_events_total"), "counter");
   EXPECT_EQ(m.Value("rampart_events_total",
