@@ -90,9 +90,12 @@ std::string FormatRelative(absl::Time t, absl::Time now) {
   if (absl::AbsDuration(d) < absl::Seconds(1)) {
     return "now";
   }
-  // Whole seconds read better than "1m30s250ms".
-  const absl::Duration rounded =
-      absl::Trunc(absl::AbsDuration(d), absl::Seconds(1));
+  // Whole seconds read better than "1m30s250ms". Rounded to the nearest
+  // second, not truncated: a ban made with --for 2h and printed a few
+  // milliseconds later is "in 2h", not "in 1h59m" (the two largest units
+  // are shown, so truncating 1h59m59.99s would lose almost a minute).
+  const absl::Duration rounded = absl::Trunc(
+      absl::AbsDuration(d) + absl::Milliseconds(500), absl::Seconds(1));
   return d > absl::ZeroDuration() ? "in " + FormatDurationShort(rounded)
                                   : FormatDurationShort(rounded) + " ago";
 }
