@@ -1,12 +1,67 @@
 // rampart-agent: one per Domino server. This file only parses the command
 // line and wires the modules together.
 
+#include <signal.h>
+
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "agent/daemon/agent_app.h"
+#include "agent/daemon/agent_config.h"
 #include "agent/parse_command.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/metrics.h"
 #include "common/version.h"
+
+namespace {
+
+// `rampart-agent run`: resolves the configuration, starts the agent and
+// waits for SIGTERM/SIGINT, then shuts down cleanly (spool flushed, tail
+// positions saved, firewall rules left in place unless configured).
+int RunAgent(const rampart::agent::AgentFlags& flags) {
+  absl::StatusOr<rampart::agent::AgentConfig> config =
+      rampart::agent::ResolveAgentConfig(flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "rampart-agent: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+  // Block the stop signals before any thread starts, so that only sigwait
+  // below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  rampart::metrics::Registry metrics;
+  rampart::agent::AgentEnvironment env{.clock = &rampart::RealClock::Get(),
+                                       .metrics = &metrics};
+  absl::StatusOr<std::unique_ptr<rampart::agent::AgentApp>> app =
+      rampart::agent::AgentApp::Create(*config, env);
+  if (!app.ok()) {
+    std::fprintf(stderr, "rampart-agent: %s\n",
+                 std::string(app.status().message()).c_str());
+    return 1;
+  }
+  if (absl::Status s = (*app)->Start(); !s.ok()) {
+    std::fprintf(stderr, "rampart-agent: %s\n",
+                 std::string(s.message()).c_str());
+    return 1;
+  }
+  RAMPART_LOG(Info) << "rampart-agent " << rampart::kVersion << " running as "
+                    << config->agent_id;
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  RAMPART_LOG(Info) << "signal " << sig << ": stopping";
+  const absl::Status stopped = (*app)->Stop();
+  return stopped.ok() ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -37,6 +92,21 @@ int main(int argc, char** argv) {
                       "Print per-file counters to stderr");
   parse_cmd->add_option("FILE", parse.files, "console.log files")->required();
 
+  rampart::agent::AgentFlags run;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run the agent daemon: tail, spool, report, enforce");
+  run_cmd->add_option("--config", run.config_path, "YAML configuration file");
+  run_cmd->add_option("--server", run.servers,
+                      "Server HOST:PORT (repeatable; replaces `servers`)");
+  run_cmd->add_option("--agent-id", run.agent_id,
+                      "Agent id (default: the host name)");
+  run_cmd->add_option("--log", run.logs,
+                      "console.log path (repeatable; replaces `logs`)");
+  run_cmd->add_option("--state-dir", run.state_dir,
+                      "State directory (default /var/lib/rampart-agent)");
+  run_cmd->add_option("--firewall", run.firewall,
+                      "nftables|ipset|windows-netsh|exec|dry-run");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -46,6 +116,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (run_cmd->parsed()) {
+    return RunAgent(run);
+  }
   if (parse_cmd->parsed()) {
     parse.parser.date_order = rampart::agent::ParseDateOrder(date_order)
                                   .value_or(rampart::agent::DateOrder::kAuto);
