@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "absl/strings/str_format.h"
-#include "agent/firewall/file_util.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -106,8 +106,8 @@ std::optional<DeltaRecord> NextRecord(std::string_view* text) {
   const size_t body = text->size() - rest.size();
   line = next_line();
   if (!line.has_value() ||
-      *line != absl::StrFormat("end %016x", firewall_internal::Fnv1a64(
-                                                text->substr(0, body)))) {
+      *line != absl::StrFormat("end %016x",
+                               file_util::Fnv1a64(text->substr(0, body)))) {
     return std::nullopt;
   }
   *text = rest;
@@ -137,13 +137,13 @@ std::string EnforcedStateStore::EncodeDelta(
       s += " -\n";
     }
   }
-  absl::StrAppendFormat(&s, "end %016x\n", firewall_internal::Fnv1a64(s));
+  absl::StrAppendFormat(&s, "end %016x\n", file_util::Fnv1a64(s));
   return s;
 }
 
 absl::StatusOr<EnforcedState> EnforcedStateStore::Load() {
   absl::StatusOr<std::string> text =
-      firewall_internal::ReadFileBounded(state_path(), kMaxEnforcedStateBytes);
+      file_util::ReadFileBounded(state_path(), kMaxEnforcedStateBytes);
   if (!text.ok()) {
     return text.status();
   }
@@ -156,8 +156,8 @@ absl::StatusOr<EnforcedState> EnforcedStateStore::Load() {
   }
   journal_bytes_ = 0;
   journal_damaged_ = false;
-  absl::StatusOr<std::string> journal = firewall_internal::ReadFileBounded(
-      journal_path(), kMaxEnforcedStateBytes);
+  absl::StatusOr<std::string> journal =
+      file_util::ReadFileBounded(journal_path(), kMaxEnforcedStateBytes);
   if (!journal.ok()) {
     if (!absl::IsNotFound(journal.status())) {
       RAMPART_LOG(Warning) << "ignoring the ban journal: "
@@ -206,14 +206,13 @@ absl::StatusOr<EnforcedState> EnforcedStateStore::Load() {
 absl::Status EnforcedStateStore::WriteSnapshot(const EnforcedState& state) {
   const std::string text = EncodeEnforcedState(state);
   if (absl::Status s =
-          firewall_internal::WriteFileAtomically(state_path(), text, sync_);
+          file_util::WriteFileAtomically(state_path(), text, sync_);
       !s.ok()) {
     return s;
   }
   state_bytes_ = text.size();
   if (::unlink(journal_path().c_str()) != 0 && errno != ENOENT) {
-    return firewall_internal::ErrnoStatus(errno, "cannot remove",
-                                          journal_path());
+    return file_util::ErrnoStatus(errno, "cannot remove", journal_path());
   }
   journal_bytes_ = 0;
   journal_damaged_ = false;
@@ -232,7 +231,7 @@ absl::Status EnforcedStateStore::AppendDelta(
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0) {
-    return firewall_internal::ErrnoStatus(errno, "cannot open", path);
+    return file_util::ErrnoStatus(errno, "cannot open", path);
   }
   absl::Status status;
   std::string_view data = record;
@@ -242,13 +241,13 @@ absl::Status EnforcedStateStore::AppendDelta(
       if (errno == EINTR) {
         continue;
       }
-      status = firewall_internal::ErrnoStatus(errno, "cannot append to", path);
+      status = file_util::ErrnoStatus(errno, "cannot append to", path);
       break;
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
   if (status.ok() && sync_ && ::fdatasync(fd) != 0) {
-    status = firewall_internal::ErrnoStatus(errno, "cannot fdatasync", path);
+    status = file_util::ErrnoStatus(errno, "cannot fdatasync", path);
   }
   ::close(fd);
   if (!status.ok()) {

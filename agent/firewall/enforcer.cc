@@ -5,8 +5,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
-#include "agent/firewall/file_util.h"
 #include "agent/firewall/prefix_util.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 
 namespace rampart::agent {
@@ -78,8 +78,7 @@ absl::StatusOr<std::unique_ptr<Enforcer>> Enforcer::Create(
     Clock& clock, metrics::Registry& metrics) {
   std::unique_ptr<EnforcedStateStore> store;
   if (!options.state_dir.empty()) {
-    if (absl::Status s = firewall_internal::MakeDirs(options.state_dir);
-        !s.ok()) {
+    if (absl::Status s = file_util::MakeDirs(options.state_dir); !s.ok()) {
       return s;
     }
     store = std::make_unique<EnforcedStateStore>(

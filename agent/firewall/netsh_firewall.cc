@@ -4,8 +4,8 @@
 #include <charconv>
 
 #include "absl/strings/str_format.h"
-#include "agent/firewall/file_util.h"
 #include "agent/firewall/subprocess.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -49,7 +49,7 @@ std::string AddressList(const absl::btree_set<IpPrefix>& members) {
 }
 
 uint64_t ChunkHash(const absl::btree_set<IpPrefix>& members) {
-  return firewall_internal::Fnv1a64(AddressList(members));
+  return file_util::Fnv1a64(AddressList(members));
 }
 
 // The PowerShell helper and preamble; @GROUP@, @PREFIX@, @SCOPE@ are
@@ -157,8 +157,7 @@ absl::StatusOr<std::unique_ptr<NetshFirewall>> NetshFirewall::Create(
   if (absl::Status s = options.ports.Validate(); !s.ok()) {
     return s;
   }
-  if (absl::Status s = firewall_internal::MakeDirs(options.output_dir);
-      !s.ok()) {
+  if (absl::Status s = file_util::MakeDirs(options.output_dir); !s.ok()) {
     return s;
   }
   std::unique_ptr<NetshFirewall> fw(new NetshFirewall(options));
@@ -295,13 +294,13 @@ std::string NetshFirewall::EncodeState() const {
       absl::StrAppendFormat(&s, "%d %s\n", n, Cidr(p));
     }
   }
-  absl::StrAppendFormat(&s, "checksum %016x\n", firewall_internal::Fnv1a64(s));
+  absl::StrAppendFormat(&s, "checksum %016x\n", file_util::Fnv1a64(s));
   return s;
 }
 
 absl::Status NetshFirewall::LoadState() {
   absl::StatusOr<std::string> text =
-      firewall_internal::ReadFileBounded(state_path(), size_t{64} << 20);
+      file_util::ReadFileBounded(state_path(), size_t{64} << 20);
   if (!text.ok()) {
     return text.status();
   }
@@ -310,7 +309,7 @@ absl::Status NetshFirewall::LoadState() {
   if (sum_at == std::string_view::npos ||
       rest.substr(sum_at) !=
           absl::StrFormat("checksum %016x\n",
-                          firewall_internal::Fnv1a64(rest.substr(0, sum_at)))) {
+                          file_util::Fnv1a64(rest.substr(0, sum_at)))) {
     return absl::DataLossError("checksum mismatch");
   }
   rest = rest.substr(0, sum_at);
@@ -365,12 +364,12 @@ absl::Status NetshFirewall::Write() {
     high_water_ = std::max(high_water_, chunks_.rbegin()->first);
   }
   const std::string script = RenderLocked();
-  if (absl::Status s = firewall_internal::WriteFileAtomically(
-          script_path(), script, options_.sync);
+  if (absl::Status s =
+          file_util::WriteFileAtomically(script_path(), script, options_.sync);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = firewall_internal::WriteFileAtomically(
+  if (absl::Status s = file_util::WriteFileAtomically(
           state_path(), EncodeState(), options_.sync);
       !s.ok()) {
     return s;
@@ -402,8 +401,7 @@ absl::Status NetshFirewall::Write() {
 
 absl::Status NetshFirewall::Install() {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = firewall_internal::MakeDirs(options_.output_dir);
-      !s.ok()) {
+  if (absl::Status s = file_util::MakeDirs(options_.output_dir); !s.ok()) {
     return s;
   }
   if (!have_state_) {

@@ -8,12 +8,12 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/spool/crc32c.h"
-#include "agent/spool/file_util.h"
+#include "common/file_util.h"
 
 namespace rampart::agent {
 namespace {
 
-using spool_internal::ErrnoStatus;
+using file_util::ErrnoStatus;
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kSegmentPrefix = "seg-";

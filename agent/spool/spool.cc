@@ -14,19 +14,19 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
 #include "agent/spool/crc32c.h"
-#include "agent/spool/file_util.h"
 #include "agent/spool/segment.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace rampart::agent {
 namespace {
 
-using spool_internal::ErrnoStatus;
-using spool_internal::ReadSmallFile;
-using spool_internal::SyncDir;
-using spool_internal::WriteAll;
-using spool_internal::WriteFileAtomically;
+using file_util::ErrnoStatus;
+using file_util::ReadSmallFile;
+using file_util::SyncDir;
+using file_util::WriteAll;
+using file_util::WriteFileAtomically;
 
 constexpr std::string_view kMetaName = "META";
 constexpr std::string_view kMetaMagic = "rampart-spool-meta 1";

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "agent/tail/file_util.h"
+#include "common/file_util.h"
 
 namespace rampart::agent {
 namespace {
@@ -35,13 +35,13 @@ void SplitPath(const std::string& path, std::string* dir, std::string* name) {
 absl::StatusOr<std::unique_ptr<InotifyNotifier>> InotifyNotifier::Create() {
   const int ifd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (ifd < 0) {
-    return tail_internal::ErrnoStatus(errno, "cannot create", "inotify");
+    return file_util::ErrnoStatus(errno, "cannot create", "inotify");
   }
   const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd < 0) {
     const int err = errno;
     ::close(ifd);
-    return tail_internal::ErrnoStatus(err, "cannot create", "eventfd");
+    return file_util::ErrnoStatus(err, "cannot create", "eventfd");
   }
   return std::unique_ptr<InotifyNotifier>(new InotifyNotifier(ifd, efd));
 }
@@ -54,7 +54,7 @@ InotifyNotifier::~InotifyNotifier() {
 absl::Status InotifyNotifier::AddWatch(const std::string& dir) {
   const int wd = ::inotify_add_watch(inotify_fd_, dir.c_str(), kDirMask);
   if (wd < 0) {
-    return tail_internal::ErrnoStatus(errno, "cannot watch directory", dir);
+    return file_util::ErrnoStatus(errno, "cannot watch directory", dir);
   }
   watches_[wd] = dir;
   lost_.erase(dir);
@@ -84,8 +84,8 @@ absl::StatusOr<bool> InotifyNotifier::Drain() {
       return relevant;
     }
     if (n <= 0) {
-      return tail_internal::ErrnoStatus(n < 0 ? errno : EIO, "cannot read",
-                                        "inotify");
+      return file_util::ErrnoStatus(n < 0 ? errno : EIO, "cannot read",
+                                    "inotify");
     }
     for (ssize_t at = 0; at < n;) {
       struct inotify_event ev;
@@ -129,7 +129,7 @@ absl::StatusOr<bool> InotifyNotifier::Wait(absl::Duration timeout) {
     r = ::poll(fds, 2, poll_ms);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
-    return tail_internal::ErrnoStatus(errno, "cannot poll", "inotify");
+    return file_util::ErrnoStatus(errno, "cannot poll", "inotify");
   }
   bool changed = !lost_.empty() && r == 0;  // polling while a watch is gone
   if ((fds[1].revents & POLLIN) != 0) {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/tail/content_hash.h"
-#include "agent/tail/file_util.h"
+#include "common/file_util.h"
 
 namespace rampart::agent {
 namespace {
@@ -29,8 +29,8 @@ absl::StatusOr<std::unique_ptr<PositionStore>> PositionStore::Open(
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return tail_internal::ErrnoStatus(ec.value(),
-                                      "cannot create position directory", dir);
+    return file_util::ErrnoStatus(ec.value(),
+                                  "cannot create position directory", dir);
   }
   return std::unique_ptr<PositionStore>(new PositionStore(std::move(dir)));
 }
@@ -73,7 +73,7 @@ absl::StatusOr<std::optional<TailPosition>> PositionStore::Load(
   }
   std::string text;
   const absl::Status read =
-      tail_internal::ReadSmallFile(*path, kMaxPositionFileBytes, &text);
+      file_util::ReadSmallFile(*path, kMaxPositionFileBytes, &text);
   if (absl::IsNotFound(read)) {
     return std::optional<TailPosition>();
   }
@@ -93,8 +93,8 @@ absl::Status PositionStore::Save(std::string_view key,
   if (!path.ok()) {
     return path.status();
   }
-  return tail_internal::WriteFileAtomically(*path, EncodeTailPosition(position),
-                                            /*sync=*/true);
+  return file_util::WriteFileAtomically(*path, EncodeTailPosition(position),
+                                        /*sync=*/true);
 }
 
 }  // namespace rampart::agent

@@ -11,14 +11,14 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/tail/content_hash.h"
-#include "agent/tail/file_util.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace rampart::agent {
 namespace {
 
-using tail_internal::ErrnoStatus;
+using file_util::ErrnoStatus;
 
 constexpr size_t kHeadBytes = 1024;
 constexpr size_t kTailBytes = 256;

@@ -1,4 +1,4 @@
-#include "agent/firewall/file_util.h"
+#include "common/file_util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,8 +9,21 @@
 
 #include "absl/strings/str_format.h"
 
-namespace rampart::agent::firewall_internal {
+namespace rampart::file_util {
 namespace {
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    return ".";
+  }
+  if (slash == 0) {
+    return "/";
+  }
+  return path.substr(0, slash);
+}
+
+}  // namespace
 
 absl::Status WriteAll(int fd, std::string_view data, std::string_view path) {
   while (!data.empty()) {
@@ -38,19 +51,6 @@ absl::Status SyncDir(const std::string& dir) {
   ::close(fd);
   return status;
 }
-
-std::string DirName(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) {
-    return ".";
-  }
-  if (slash == 0) {
-    return "/";
-  }
-  return path.substr(0, slash);
-}
-
-}  // namespace
 
 absl::Status ErrnoStatus(int err, std::string_view what,
                          std::string_view path) {
@@ -168,4 +168,14 @@ uint64_t Fnv1a64(std::string_view data) {
   return h;
 }
 
-}  // namespace rampart::agent::firewall_internal
+absl::Status ReadSmallFile(const std::string& path, size_t max_bytes,
+                           std::string* contents) {
+  absl::StatusOr<std::string> text = ReadFileBounded(path, max_bytes);
+  if (!text.ok()) {
+    return text.status();
+  }
+  *contents = *std::move(text);
+  return absl::OkStatus();
+}
+
+}  // namespace rampart::file_util

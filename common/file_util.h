@@ -1,7 +1,8 @@
 #pragma once
 
-// POSIX file helpers for the enforcement layer: errno -> absl::Status and
-// crash-safe whole-file replacement (enforced state, netsh scripts).
+// Small POSIX file helpers shared by the agent's tailer, spool and
+// enforcement layer: errno -> absl::Status, crash-safe whole-file
+// replacement, bounded reads, directory fsync, a stable checksum.
 //
 // Thread-safety: thread-safe (no shared state).
 
@@ -13,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace rampart::agent::firewall_internal {
+namespace rampart::file_util {
 
 // "<what> <path>: <strerror>" with ENOENT -> NotFound, EACCES/EPERM/EROFS ->
 // PermissionDenied, ENOSPC/EDQUOT -> ResourceExhausted, else Unavailable.
@@ -37,4 +38,17 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
 // run), for corruption detection and netsh chunk hashes; not cryptographic.
 uint64_t Fnv1a64(std::string_view data);
 
-}  // namespace rampart::agent::firewall_internal
+// Reads a whole file of at most `max_bytes` into `*contents`. NotFound if
+// it does not exist, DataLoss if it is larger than max_bytes.
+absl::Status ReadSmallFile(const std::string& path, size_t max_bytes,
+                           std::string* contents);
+
+// fsyncs the directory `dir` so that creations, renames and unlinks in it
+// are durable.
+absl::Status SyncDir(const std::string& dir);
+
+// Writes all of `data` to `fd` at its file position, retrying short writes
+// and EINTR. `path` is only used in error messages.
+absl::Status WriteAll(int fd, std::string_view data, std::string_view path);
+
+}  // namespace rampart::file_util
