@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
     return absl::InternalError(std::strerror(errno));
   }
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, 0);
     dup2(devnull, 1);
@@ -141,6 +143,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     return absl::InternalError(std::strerror(errno));
   }
   if (pid == 0) {
+    // Never outlive the test or benchmark that started us (a killed or
+    // timed-out parent must not leave a server behind).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     dup2(pipe_fds[1], 2);
