@@ -349,8 +349,12 @@ void ServerApp::Impl::Stop() {
   RAMPART_LOG(Debug) << "agent streams drained";
   admin_service->Shutdown();
   RAMPART_LOG(Debug) << "admin watchers ended";
+  // Every stream we own has ended by now. With an agent connection still
+  // open, gRPC 1.51's Shutdown waits out its whole deadline even though no
+  // call is pending (seen in tests; root cause not found), so keep it short:
+  // an admin call still running after 1 s is cancelled.
   grpc_server->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::seconds(5));
+                        std::chrono::seconds(1));
   RAMPART_LOG(Debug) << "gRPC server stopped";
   pipeline->Stop();  // flushes what is queued into the store
   {
