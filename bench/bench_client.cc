@@ -247,36 +247,9 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
   return channels;
 }
 
-absl::StatusOr<std::unique_ptr<ThrowawayDatabase>> ThrowawayDatabase::Create(
-    const std::string& base_dsn, const std::string& tag) {
-  const std::string name =
-      absl::StrFormat("rampart_bench_%d_%s", getpid(), tag);
+std::string DurabilitySettings(const std::string& base_dsn) {
   try {
     pqxx::connection c(base_dsn);
-    pqxx::nontransaction tx(c);
-    tx.exec("DROP DATABASE IF EXISTS " + name);
-    tx.exec("CREATE DATABASE " + name);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrFormat("creating database %s: %s", name, e.what()));
-  }
-  return std::unique_ptr<ThrowawayDatabase>(
-      new ThrowawayDatabase(base_dsn, name));
-}
-
-ThrowawayDatabase::~ThrowawayDatabase() {
-  try {
-    pqxx::connection c(base_dsn_);
-    pqxx::nontransaction tx(c);
-    tx.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-  } catch (const std::exception& e) {
-    absl::FPrintF(stderr, "dropping %s: %s\n", name_, e.what());
-  }
-}
-
-std::string ThrowawayDatabase::DurabilitySettings() const {
-  try {
-    pqxx::connection c(base_dsn_);
     pqxx::nontransaction tx(c);
     std::string out;
     for (const char* name : {"fsync", "synchronous_commit", "full_page_writes",
@@ -292,10 +265,10 @@ std::string ThrowawayDatabase::DurabilitySettings() const {
   }
 }
 
-ThrowawayDatabase::Counters ThrowawayDatabase::ReadCounters() const {
-  Counters out;
+PgCounters ReadPgCounters(const std::string& base_dsn) {
+  PgCounters out;
   try {
-    pqxx::connection c(base_dsn_);
+    pqxx::connection c(base_dsn);
     pqxx::nontransaction tx(c);
     const pqxx::result r = tx.exec(
         "SELECT (SELECT checkpoints_timed + checkpoints_req FROM "

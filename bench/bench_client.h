@@ -28,9 +28,11 @@
 #include "grpcpp/support/client_callback.h"
 #include "rampart/v1/agent.grpc.pb.h"
 #include "tests/integration/server_process.h"
+#include "tests/integration/throwaway_database.h"
 
 namespace rampart::bench {
 
+using ::rampart::testing::ThrowawayDatabase;
 using SteadyClock = std::chrono::steady_clock;
 using SteadyTime = SteadyClock::time_point;
 
@@ -138,37 +140,18 @@ class BenchAgent final
 std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
     const std::string& target, int count);
 
-// A database created on the PostgreSQL server of `base_dsn` for one run and
-// dropped (WITH FORCE) on destruction.
-class ThrowawayDatabase {
- public:
-  // Creates rampart_bench_<pid>_<tag>. Errors: Unavailable with the libpqxx
-  // message (the DSN is never quoted).
-  static absl::StatusOr<std::unique_ptr<ThrowawayDatabase>> Create(
-      const std::string& base_dsn, const std::string& tag);
-  ~ThrowawayDatabase();
-
-  // The server's --db value.
-  std::string db_flag() const {
-    return "postgresql:" + base_dsn_ + " dbname=" + name_;
-  }
-  // fsync, synchronous_commit, full_page_writes and wal_sync_method of the
-  // cluster, e.g. "fsync=on synchronous_commit=on ...", or the error text.
-  std::string DurabilitySettings() const;
-  // Cluster-wide counters: checkpoints (timed + requested) and WAL bytes
-  // written (pg_stat_bgwriter, pg_stat_wal); -1 if unreadable.
-  struct Counters {
-    double checkpoints = -1;
-    double wal_bytes = -1;
-  };
-  Counters ReadCounters() const;
-
- private:
-  ThrowawayDatabase(std::string base_dsn, std::string name)
-      : base_dsn_(std::move(base_dsn)), name_(std::move(name)) {}
-  std::string base_dsn_;
-  std::string name_;
+// The cluster's durability settings and counters, read through the base DSN
+// of a ThrowawayDatabase (tests/integration/throwaway_database.h).
+// fsync, synchronous_commit, full_page_writes and wal_sync_method, e.g.
+// "fsync=on synchronous_commit=on ...", or the error text.
+std::string DurabilitySettings(const std::string& base_dsn);
+// Cluster-wide counters: checkpoints (timed + requested) and WAL bytes
+// written (pg_stat_bgwriter, pg_stat_wal); -1 if unreadable.
+struct PgCounters {
+  double checkpoints = -1;
+  double wal_bytes = -1;
 };
+PgCounters ReadPgCounters(const std::string& base_dsn);
 
 // The q-quantile (0..1, nearest rank) of `values`; sorts them. 0 if empty.
 double Percentile(std::vector<double>& values, double q);

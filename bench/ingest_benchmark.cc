@@ -194,12 +194,12 @@ int Run(const Flags& flags) {
     absl::FPrintF(stderr, "%s\n", dir.status().ToString());
     return 1;
   }
-  auto pg = ThrowawayDatabase::Create(env_dsn, "ingest");
+  auto pg = ThrowawayDatabase::Create(env_dsn, "bench_ingest");
   if (!pg.ok()) {
     absl::FPrintF(stderr, "%s\n", pg.status().ToString());
     return 1;
   }
-  const std::string settings = (*pg)->DurabilitySettings();
+  const std::string settings = DurabilitySettings((*pg)->base_dsn());
   auto server = StartServer(**dir, ConfigYaml(flags.agents), (*pg)->db_flag());
   if (!server.ok()) {
     absl::FPrintF(stderr, "starting rampart-server: %s\n",
@@ -285,13 +285,13 @@ int Run(const Flags& flags) {
   };
   std::this_thread::sleep_until(window_start);
   const auto before = scrape();
-  const ThrowawayDatabase::Counters pg_before = (*pg)->ReadCounters();
+  const PgCounters pg_before = ReadPgCounters((*pg)->base_dsn());
   const double server_cpu_before = ProcessCpuSeconds((*server)->pid());
   const double self_cpu_before = ProcessCpuSeconds(0);
   const MachineCpu machine_before = ReadMachineCpu();
   std::this_thread::sleep_until(window_end);
   const auto after = scrape();
-  const ThrowawayDatabase::Counters pg_after = (*pg)->ReadCounters();
+  const PgCounters pg_after = ReadPgCounters((*pg)->base_dsn());
   const double server_cpu =
       ProcessCpuSeconds((*server)->pid()) - server_cpu_before;
   const double self_cpu = ProcessCpuSeconds(0) - self_cpu_before;

@@ -118,14 +118,14 @@ int Run(const Flags& flags) {
   std::string db_flag = "sqlite:" + (*dir)->path() + "/rampart.db";
   std::string db_label = "sqlite (WAL, synchronous=FULL)";
   if (use_pg) {
-    auto created = ThrowawayDatabase::Create(env_dsn, "propagation");
+    auto created = ThrowawayDatabase::Create(env_dsn, "bench_propagation");
     if (!created.ok()) {
       absl::FPrintF(stderr, "%s\n", created.status().ToString());
       return 1;
     }
     pg = std::move(*created);
     db_flag = pg->db_flag();
-    db_label = "postgresql (" + pg->DurabilitySettings() + ")";
+    db_label = "postgresql (" + DurabilitySettings(pg->base_dsn()) + ")";
   }
   auto server = StartServer(**dir, ConfigYaml(flags.agents), db_flag);
   if (!server.ok()) {

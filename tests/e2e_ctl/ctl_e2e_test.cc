@@ -53,9 +53,9 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "pqxx/pqxx"
 #include "tests/fakes/fake_agent.h"
 #include "tests/integration/server_process.h"
+#include "tests/integration/throwaway_database.h"
 #include "tests/server/pg_test_env.h"
 
 extern char** environ;
@@ -82,35 +82,6 @@ constexpr absl::Duration kWait = absl::Seconds(20);
 // ---------------------------------------------------------------------------
 // Plumbing
 
-// A throwaway database, dropped afterwards.
-class TestDatabase {
- public:
-  explicit TestDatabase(std::string base_dsn) : base_dsn_(std::move(base_dsn)) {
-    static int counter = 0;
-    name_ = absl::StrFormat("rampart_e2ectl_%d_%d", getpid(), counter++);
-    pqxx::connection c(base_dsn_);
-    pqxx::nontransaction tx(c);
-    tx.exec("DROP DATABASE IF EXISTS " + name_);
-    tx.exec("CREATE DATABASE " + name_);
-  }
-  ~TestDatabase() {
-    try {
-      pqxx::connection c(base_dsn_);
-      pqxx::nontransaction tx(c);
-      tx.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "dropping %s: %s\n", name_.c_str(), e.what());
-    }
-  }
-  std::string db_flag() const {
-    return "postgresql:" + base_dsn_ + " dbname=" + name_;
-  }
-
- private:
-  std::string base_dsn_;
-  std::string name_;
-};
-
 constexpr char kConfigYaml[] = R"(
 policy:
   ban_threshold: 5
@@ -121,17 +92,17 @@ housekeeping_interval: 1s
 
 // A database, a config file and a running server.
 struct ServerEnv {
-  std::unique_ptr<TestDatabase> db;
+  std::unique_ptr<ThrowawayDatabase> db;
   std::string config_path;
   std::unique_ptr<ServerProcess> server;
 
   absl::Status Start(const std::string& dsn, const std::string& tag) {
-    try {
-      db = std::make_unique<TestDatabase>(dsn);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("creating database: ", e.what()));
+    absl::StatusOr<std::unique_ptr<ThrowawayDatabase>> created =
+        ThrowawayDatabase::Create(dsn, "e2ectl");
+    if (!created.ok()) {
+      return created.status();
     }
+    db = *std::move(created);
     config_path = absl::StrFormat("%s/rampart-e2ectl-%d-%s.yaml",
                                   ::testing::TempDir(), getpid(), tag);
     std::ofstream(config_path) << kConfigYaml;

@@ -25,45 +25,16 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
-#include "pqxx/pqxx"
 #include "rampart/v1/admin.grpc.pb.h"
 #include "tests/fakes/fake_agent.h"
 #include "tests/integration/server_process.h"
+#include "tests/integration/throwaway_database.h"
 #include "tests/server/pg_test_env.h"
 
 namespace rampart::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A throwaway database per test, dropped afterwards.
-class TestDatabase {
- public:
-  explicit TestDatabase(std::string base_dsn) : base_dsn_(std::move(base_dsn)) {
-    static int counter = 0;
-    name_ = absl::StrFormat("rampart_it_%d_%d", getpid(), counter++);
-    pqxx::connection c(base_dsn_);
-    pqxx::nontransaction tx(c);
-    tx.exec("DROP DATABASE IF EXISTS " + name_);
-    tx.exec("CREATE DATABASE " + name_);
-  }
-  ~TestDatabase() {
-    try {
-      pqxx::connection c(base_dsn_);
-      pqxx::nontransaction tx(c);
-      tx.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "dropping " << name_ << ": " << e.what();
-    }
-  }
-  // libpq key=value form; a later dbname= overrides the base DSN's.
-  std::string dsn() const { return base_dsn_ + " dbname=" + name_; }
-  std::string db_flag() const { return "postgresql:" + dsn(); }
-
- private:
-  std::string base_dsn_;
-  std::string name_;
-};
 
 constexpr char kPolicyYaml[] = R"(
 policy:
@@ -82,7 +53,9 @@ class ServerIntegrationTest : public ::testing::Test {
     if (dsn.empty()) {
       return;
     }
-    db_ = std::make_unique<TestDatabase>(dsn);
+    auto db = ThrowawayDatabase::Create(dsn, "it");
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
     config_path_ = absl::StrFormat(
         "%s/rampart-it-%d-%s.yaml", ::testing::TempDir(), getpid(),
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -148,7 +121,7 @@ class ServerIntegrationTest : public ::testing::Test {
     return parsed.ok() ? *parsed : metrics::ParsedMetrics{};
   }
 
-  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<ThrowawayDatabase> db_;
   std::string config_path_;
   std::unique_ptr<ServerProcess> server_;
 };

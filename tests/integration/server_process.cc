@@ -47,13 +47,13 @@ bool ParseServingLine(const std::string& log, int& grpc_port, int& http_port) {
   return grpc_port > 0 && http_port > 0;
 }
 
-}  // namespace
-
-std::string ServerBinary() { return RAMPART_SERVER_BIN; }
-
-absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
-                                         const std::vector<std::string>& args,
-                                         absl::Duration timeout) {
+// Forks and execs `binary args...` with stdin and stdout on /dev/null and
+// stderr into a pipe whose read end is stored in `*stderr_fd`. The child
+// dies with its parent (a killed or timed-out test or benchmark must not
+// leave a server behind).
+absl::StatusOr<pid_t> Spawn(const std::string& binary,
+                            const std::vector<std::string>& args,
+                            int* stderr_fd) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return absl::InternalError(std::strerror(errno));
@@ -67,7 +67,10 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
   argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) {
-    return absl::InternalError(std::strerror(errno));
+    const int err = errno;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return absl::InternalError(std::strerror(err));
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -76,24 +79,42 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
     dup2(devnull, 1);
     dup2(pipe_fds[1], 2);
     execv(binary.c_str(), argv.data());
+    std::fprintf(stderr, "exec %s: %s\n", binary.c_str(), std::strerror(errno));
     _exit(127);
   }
   close(pipe_fds[1]);
+  *stderr_fd = pipe_fds[0];
+  return pid;
+}
+
+}  // namespace
+
+std::string ServerBinary() { return RAMPART_SERVER_BIN; }
+
+absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
+                                         const std::vector<std::string>& args,
+                                         absl::Duration timeout) {
+  int err_fd = -1;
+  absl::StatusOr<pid_t> spawned = Spawn(binary, args, &err_fd);
+  if (!spawned.ok()) {
+    return spawned.status();
+  }
+  const pid_t pid = *spawned;
   ProcessResult result;
   const absl::Time deadline = absl::Now() + timeout;
   char buf[4096];
   while (true) {
     const int left =
         static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    pollfd pfd{err_fd, POLLIN, 0};
     if (left <= 0 || poll(&pfd, 1, left) == 0) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
-      close(pipe_fds[0]);
+      close(err_fd);
       return absl::DeadlineExceededError("process did not finish:\n" +
                                          result.err);
     }
-    const ssize_t n = read(pipe_fds[0], buf, sizeof(buf));
+    const ssize_t n = read(err_fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -102,7 +123,7 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
     }
     result.err.append(buf, static_cast<size_t>(n));
   }
-  close(pipe_fds[0]);
+  close(err_fd);
   waitpid(pid, &result.status, 0);
   return result;
 }
@@ -126,38 +147,14 @@ int PickFreePort() {
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::string& binary, const std::vector<std::string>& args,
     absl::Duration timeout) {
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(std::strerror(errno));
+  int err_fd = -1;
+  absl::StatusOr<pid_t> pid = Spawn(binary, args, &err_fd);
+  if (!pid.ok()) {
+    return pid.status();
   }
-  std::vector<std::string> argv_storage = {binary};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-
-  const pid_t pid = fork();
-  if (pid < 0) {
-    return absl::InternalError(std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Never outlive the test or benchmark that started us (a killed or
-    // timed-out parent must not leave a server behind).
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(pipe_fds[1], 2);
-    execv(binary.c_str(), argv.data());
-    std::fprintf(stderr, "exec %s: %s\n", binary.c_str(), std::strerror(errno));
-    _exit(127);
-  }
-  close(pipe_fds[1]);
   std::unique_ptr<ServerProcess> p(new ServerProcess());
-  p->pid_ = pid;
-  p->drain_ =
-      std::thread([raw = p.get(), fd = pipe_fds[0]] { raw->DrainLoop(fd); });
+  p->pid_ = *pid;
+  p->drain_ = std::thread([raw = p.get(), fd = err_fd] { raw->DrainLoop(fd); });
 
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&p->mu_);
