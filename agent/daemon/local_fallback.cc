@@ -94,10 +94,13 @@ bool LocalFallback::Reconcile(bool server_list_applied,
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   const size_t before = bans_.size();
+  // Read under mu_ here: clang's thread-safety analysis does not see the
+  // lock inside the lambda.
+  const bool active = active_;
   bans_.erase(std::remove_if(bans_.begin(), bans_.end(),
                              [&](const LocalBan& b) {
                                return b.expires <= now ||
-                                      (server_list_applied && !active_ &&
+                                      (server_list_applied && !active &&
                                        b.evidence_sequence <= acked_through);
                              }),
               bans_.end());

@@ -316,7 +316,9 @@ class WaitableBuf : public std::streambuf {
   // Waits until the text contains `needle`; false after `timeout`.
   bool WaitForText(const std::string& needle, absl::Duration timeout) const {
     absl::MutexLock lock(&mu_);
-    const auto has = [&] { return text_.find(needle) != std::string::npos; };
+    const auto has = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return text_.find(needle) != std::string::npos;
+    };
     return mu_.AwaitWithTimeout(absl::Condition(&has), timeout);
   }
 
