@@ -711,9 +711,7 @@ void AgentService::Stream::HandleBatch(const v1::EventBatch& batch) {
     spool_epoch = spool_epoch_;
   }
   absl::StatusOr<ConvertedBatch> converted =
-      batch.events_size() == 0 ? absl::InvalidArgumentError(absl::StrFormat(
-                                     "batch %d has no events", sequence))
-                               : ToDomain(batch, agent_id, spool_epoch, now);
+      ToDomain(batch, agent_id, spool_epoch, now);
   if (!converted.ok()) {
     service_.Rejected("invalid_batch").Increment();
     Ops ops;

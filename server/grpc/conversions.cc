@@ -129,6 +129,10 @@ absl::StatusOr<ConvertedBatch> ToDomain(const v1::EventBatch& batch,
   if (batch.sequence() == 0) {
     return absl::InvalidArgumentError("batch sequence must be >= 1");
   }
+  if (batch.events_size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("batch %d has no events", batch.sequence()));
+  }
   if (batch.events_size() > v1::kMaxEventsPerBatch) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "batch %d has %d events, at most %d allowed", batch.sequence(),

@@ -40,8 +40,10 @@ struct ConvertedBatch {
   std::vector<std::pair<int, std::string>> rejected;
 };
 
-// Validates the batch as a whole (sequence >= 1, at most kMaxEventsPerBatch
+// Validates the batch as a whole (sequence >= 1, 1..kMaxEventsPerBatch
 // events: else InvalidArgument, nothing converted) and converts its events.
+// This is the whole per-batch validation of the agent stream (AgentService
+// and fuzz/event_batch_fuzzer share it).
 absl::StatusOr<ConvertedBatch> ToDomain(const v1::EventBatch& batch,
                                         std::string_view agent_id,
                                         uint64_t spool_epoch, absl::Time now);

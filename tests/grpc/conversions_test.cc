@@ -103,16 +103,19 @@ TEST(ConversionsTest, BatchKeepsGoodEventsAndReportsBadOnes) {
   EXPECT_EQ(c->rejected[0].first, 1);
 }
 
-TEST(ConversionsTest, OversizedOrUnnumberedBatchIsRejectedWhole) {
+TEST(ConversionsTest, OversizedEmptyOrUnnumberedBatchIsRejectedWhole) {
   v1::EventBatch b;
   b.set_sequence(0);
-  EXPECT_EQ(ToDomain(b, "mail1", 1, kNow).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<ConvertedBatch> c = ToDomain(b, "mail1", 1, kNow);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   b.set_sequence(1);
+  c = ToDomain(b, "mail1", 1, kNow);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("no events"));
   for (int i = 0; i <= v1::kMaxEventsPerBatch; ++i) {
     *b.add_events() = Event();
   }
-  absl::StatusOr<ConvertedBatch> c = ToDomain(b, "mail1", 1, kNow);
+  c = ToDomain(b, "mail1", 1, kNow);
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("at most 5000"));
 }
