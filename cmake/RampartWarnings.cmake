@@ -11,6 +11,14 @@ function(rampart_warnings target)
   endif()
 endfunction()
 
+# Under RAMPART_SANITIZE=thread every executable links the TSan annotations
+# for Debian's uninstrumented absl::Mutex (sanitizers/absl_sync_tsan.cc).
+function(rampart_sanitizer_runtime target)
+  if(TARGET rampart_absl_tsan)
+    target_link_libraries(${target} PRIVATE rampart_absl_tsan)
+  endif()
+endfunction()
+
 # rampart_library(name SOURCES ... DEPS ...): a module library with our warnings.
 function(rampart_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
@@ -26,4 +34,5 @@ function(rampart_binary name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS})
   rampart_warnings(${name})
+  rampart_sanitizer_runtime(${name})
 endfunction()
