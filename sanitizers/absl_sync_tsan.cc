@@ -37,8 +37,8 @@ namespace {
 template <typename F>
 F Real(const char* prefix, const char* suffix) {
   const std::string ns = RAMPART_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
-  const std::string name = std::string(prefix) + "4absl" +
-                           std::to_string(ns.size()) + ns + suffix;
+  const std::string name =
+      std::string(prefix) + "4absl" + std::to_string(ns.size()) + ns + suffix;
   void* f = dlsym(RTLD_NEXT, name.c_str());
   if (f == nullptr) {
     std::fprintf(stderr, "absl_sync_tsan: %s not found\n", name.c_str());
@@ -61,9 +61,7 @@ void PreLock(void* mu, unsigned flags) { __tsan_mutex_pre_lock(mu, flags); }
 void PostLock(void* mu, unsigned flags) {
   __tsan_mutex_post_lock(mu, flags, 0);
 }
-void PreUnlock(void* mu, unsigned flags) {
-  __tsan_mutex_pre_unlock(mu, flags);
-}
+void PreUnlock(void* mu, unsigned flags) { __tsan_mutex_pre_unlock(mu, flags); }
 void PostUnlock(void* mu, unsigned flags) {
   __tsan_mutex_post_unlock(mu, flags);
 }
@@ -161,8 +159,7 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   return result;
 }
 
-bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond,
-                                      Duration timeout) {
+bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "_ZN",
       "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
@@ -274,8 +271,8 @@ bool Notification::WaitForNotificationWithDeadline(Time deadline) const {
 }
 
 bool BlockingCounter::DecrementCount() {
-  static const auto real =
-      Real<bool (*)(BlockingCounter*)>("_ZN", "15BlockingCounter14DecrementCountEv");
+  static const auto real = Real<bool (*)(BlockingCounter*)>(
+      "_ZN", "15BlockingCounter14DecrementCountEv");
   __tsan_release(this);
   return real(this);
 }
