@@ -73,6 +73,23 @@ void PreWait(void* mu) {
   PreLock(mu, 0);
 }
 
+// Some entry points call others through the PLT (AwaitWithTimeout ->
+// AwaitWithDeadline, CondVar::WaitWithTimeout -> WaitWithDeadline, ...), which
+// land in these wrappers again: only the outermost Mutex/CondVar wrapper of a
+// thread annotates.
+thread_local int depth = 0;
+class Scope {
+ public:
+  Scope() : outer_(depth++ == 0) {}
+  ~Scope() { --depth; }
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  bool outer() const { return outer_; }
+
+ private:
+  const bool outer_;
+};
+
 }  // namespace
 
 namespace absl {
@@ -80,82 +97,132 @@ ABSL_NAMESPACE_BEGIN
 
 void Mutex::Lock() {
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex4LockEv");
-  PreLock(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, 0);
+  }
   real(this);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
 }
 
 void Mutex::ReaderLock() {
   static const auto real =
       Real<void (*)(Mutex*)>("_ZN", "5Mutex10ReaderLockEv");
-  PreLock(this, kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kRead);
+  }
   real(this);
-  PostLock(this, kRead);
+  if (scope.outer()) {
+    PostLock(this, kRead);
+  }
 }
 
 bool Mutex::TryLock() {
   static const auto real = Real<bool (*)(Mutex*)>("_ZN", "5Mutex7TryLockEv");
-  PreLock(this, kTry);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kTry);
+  }
   const bool locked = real(this);
-  PostLock(this, locked ? kTry : kTry | kTryFailed);
+  if (scope.outer()) {
+    PostLock(this, locked ? kTry : kTry | kTryFailed);
+  }
   return locked;
 }
 
 bool Mutex::ReaderTryLock() {
   static const auto real =
       Real<bool (*)(Mutex*)>("_ZN", "5Mutex13ReaderTryLockEv");
-  PreLock(this, kTry | kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kTry | kRead);
+  }
   const bool locked = real(this);
-  PostLock(this, locked ? kTry | kRead : kTry | kRead | kTryFailed);
+  if (scope.outer()) {
+    PostLock(this, locked ? kTry | kRead : kTry | kRead | kTryFailed);
+  }
   return locked;
 }
 
 void Mutex::Unlock() {
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex6UnlockEv");
-  PreUnlock(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    PreUnlock(this, 0);
+  }
   real(this);
-  PostUnlock(this, 0);
+  if (scope.outer()) {
+    PostUnlock(this, 0);
+  }
 }
 
 void Mutex::ReaderUnlock() {
   static const auto real =
       Real<void (*)(Mutex*)>("_ZN", "5Mutex12ReaderUnlockEv");
-  PreUnlock(this, kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreUnlock(this, kRead);
+  }
   real(this);
-  PostUnlock(this, kRead);
+  if (scope.outer()) {
+    PostUnlock(this, kRead);
+  }
 }
 
 void Mutex::LockWhen(const Condition& cond) {
   static const auto real = Real<void (*)(Mutex*, const Condition&)>(
       "_ZN", "5Mutex8LockWhenERKNS0_9ConditionE");
-  PreLock(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, 0);
+  }
   real(this, cond);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
 }
 
 void Mutex::ReaderLockWhen(const Condition& cond) {
   static const auto real = Real<void (*)(Mutex*, const Condition&)>(
       "_ZN", "5Mutex14ReaderLockWhenERKNS0_9ConditionE");
-  PreLock(this, kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kRead);
+  }
   real(this, cond);
-  PostLock(this, kRead);
+  if (scope.outer()) {
+    PostLock(this, kRead);
+  }
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "_ZN", "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  PreLock(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, 0);
+  }
   const bool result = real(this, cond, timeout);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
   return result;
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "_ZN", "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  PreLock(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, 0);
+  }
   const bool result = real(this, cond, deadline);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
   return result;
 }
 
@@ -163,76 +230,119 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "_ZN",
       "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  PreLock(this, kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kRead);
+  }
   const bool result = real(this, cond, timeout);
-  PostLock(this, kRead);
+  if (scope.outer()) {
+    PostLock(this, kRead);
+  }
   return result;
 }
 
 bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "_ZN", "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  PreLock(this, kRead);
+  const Scope scope;
+  if (scope.outer()) {
+    PreLock(this, kRead);
+  }
   const bool result = real(this, cond, deadline);
-  PostLock(this, kRead);
+  if (scope.outer()) {
+    PostLock(this, kRead);
+  }
   return result;
 }
 
 void Mutex::Await(const Condition& cond) {
   static const auto real = Real<void (*)(Mutex*, const Condition&)>(
       "_ZN", "5Mutex5AwaitERKNS0_9ConditionE");
-  PreWait(this);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(this);
+  }
   real(this, cond);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
 }
 
 bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Duration)>(
       "_ZN", "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  PreWait(this);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(this);
+  }
   const bool result = real(this, cond, timeout);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
   return result;
 }
 
 bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   static const auto real = Real<bool (*)(Mutex*, const Condition&, Time)>(
       "_ZN", "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  PreWait(this);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(this);
+  }
   const bool result = real(this, cond, deadline);
-  PostLock(this, 0);
+  if (scope.outer()) {
+    PostLock(this, 0);
+  }
   return result;
 }
 
 Mutex::~Mutex() {
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5MutexD2Ev");
-  __tsan_mutex_destroy(this, 0);
+  const Scope scope;
+  if (scope.outer()) {
+    __tsan_mutex_destroy(this, 0);
+  }
   real(this);
 }
 
 void CondVar::Wait(Mutex* mu) {
   static const auto real =
       Real<void (*)(CondVar*, Mutex*)>("_ZN", "7CondVar4WaitEPNS0_5MutexE");
-  PreWait(mu);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(mu);
+  }
   real(this, mu);
-  PostLock(mu, 0);
+  if (scope.outer()) {
+    PostLock(mu, 0);
+  }
 }
 
 bool CondVar::WaitWithTimeout(Mutex* mu, Duration timeout) {
   static const auto real = Real<bool (*)(CondVar*, Mutex*, Duration)>(
       "_ZN", "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
-  PreWait(mu);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(mu);
+  }
   const bool result = real(this, mu, timeout);
-  PostLock(mu, 0);
+  if (scope.outer()) {
+    PostLock(mu, 0);
+  }
   return result;
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, Time deadline) {
   static const auto real = Real<bool (*)(CondVar*, Mutex*, Time)>(
       "_ZN", "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
-  PreWait(mu);
+  const Scope scope;
+  if (scope.outer()) {
+    PreWait(mu);
+  }
   const bool result = real(this, mu, deadline);
-  PostLock(mu, 0);
+  if (scope.outer()) {
+    PostLock(mu, 0);
+  }
   return result;
 }
 
