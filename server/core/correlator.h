@@ -7,15 +7,27 @@
 // scores are replayed from the stored events of the rebuild horizon, so the
 // revision sequence continues where it stopped.
 //
-// Thread-safety: thread-safe; one mutex serialises ingestion and admin calls
-// (see docs/threading.md). Store calls happen under that mutex.
+// Thread-safety: thread-safe (see docs/threading.md). One mutex (mu_)
+// serialises the detector: observing a group, admin calls, rebuilds. The
+// store transaction of an IngestMany() group runs OUTSIDE that mutex, so
+// several callers (the ingest pipeline's workers) overlap: one group commits
+// while the next is observed, and groups without ban-list changes commit
+// concurrently on separate connections. Ordering is kept by tickets taken in
+// observation order: a group with journal entries commits only after every
+// earlier group finished, results and publications are released in ticket
+// order, and a batch whose id is still being committed by an earlier group
+// is settled by that group's outcome. Admin calls and rebuilds wait until no
+// group is in flight.
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -80,7 +92,10 @@ class Correlator {
   // result carries the error (nothing of the call was committed; the
   // correlator is degraded and rebuilds on the next call) - except that a
   // batch found to have been committed concurrently by another process is
-  // reported as a duplicate and the others as kAborted (retry).
+  // reported as a duplicate and the others as kAborted (retry). Several
+  // threads may call it at once: their transactions overlap (class comment);
+  // a batch another call is still committing is reported as a duplicate if
+  // that commit succeeds, else with kUnavailable.
   std::vector<absl::StatusOr<IngestResult>> IngestMany(
       std::vector<IngestBatch> batches);
 
@@ -117,9 +132,13 @@ class Correlator {
 
   absl::Status RebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Commits `record` (with `decisions` merged in) and publishes its journal.
+  // Commits `record` (with `decisions` merged in) and publishes its journal,
+  // after every in-flight IngestMany() group has finished.
   absl::Status CommitLocked(CommitRecord record, Decisions decisions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Blocks until no IngestMany() group is between observation and its end.
+  void AwaitNoGroupInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_LOCKS_EXCLUDED(seq_mu_);
 
   const CorrelatorOptions options_;
   const absl::Duration horizon_;
@@ -130,6 +149,22 @@ class Correlator {
   mutable absl::Mutex mu_;
   std::unique_ptr<Detector> detector_ ABSL_GUARDED_BY(mu_);
   bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = true;
+
+  // Group sequencing. Lock order: mu_, then seq_mu_ (never the reverse).
+  mutable absl::Mutex seq_mu_;
+  // Next ticket to hand out (taken under mu_ too, so in observation order).
+  uint64_t next_ticket_ ABSL_GUARDED_BY(seq_mu_) = 0;
+  // Every ticket below this one has finished (results released).
+  uint64_t finished_below_ ABSL_GUARDED_BY(seq_mu_) = 0;
+  // A group's commit failed: the detector is ahead of the store; rebuild
+  // once nothing is in flight.
+  bool group_failed_ ABSL_GUARDED_BY(seq_mu_) = false;
+  // Tickets that finished with a failed commit, while groups are in flight
+  // (cleared when none is).
+  absl::flat_hash_set<uint64_t> failed_tickets_ ABSL_GUARDED_BY(seq_mu_);
+  // Batch ids being committed, by the ticket of their group.
+  absl::flat_hash_map<std::tuple<std::string, uint64_t, uint64_t>, uint64_t>
+      pending_ids_ ABSL_GUARDED_BY(seq_mu_);
 };
 
 // Result of replaying stored events through two policies.

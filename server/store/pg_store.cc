@@ -594,23 +594,49 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Create(
 
 absl::Status PgStore::Run(const char* operation,
                           const std::function<absl::Status(Session&)>& body) {
-  absl::MutexLock lock(&mu_);
-  try {
-    if (session_ == nullptr || !session_->conn().is_open()) {
-      session_.reset();
-      session_ = std::make_unique<Session>(options_);
+  const int pool_size = std::clamp(options_.pool_size, 1, 64);
+  std::unique_ptr<Session> session;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto available = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || busy_ < pool_size;
+    };
+    mu_.Await(absl::Condition(&available));
+    if (!idle_.empty()) {
+      session = std::move(idle_.back());
+      idle_.pop_back();
     }
-    return body(*session_);
+    ++busy_;
+    generation = generation_;
+  }
+  absl::Status status;
+  try {
+    if (session == nullptr || !session->conn().is_open()) {
+      session.reset();
+      session = std::make_unique<Session>(options_);
+    }
+    status = body(*session);
   } catch (...) {
-    absl::Status status =
-        StatusFromPqxxException(std::current_exception(), operation);
+    status = StatusFromPqxxException(std::current_exception(), operation);
     if (status.code() == absl::StatusCode::kUnavailable ||
         status.code() == absl::StatusCode::kUnknown) {
       // The connection is unusable or in an unknown state: start afresh.
-      session_.reset();
+      session.reset();
     }
-    return status;
   }
+  // Closed outside the lock (a disconnect may take a round trip).
+  std::unique_ptr<Session> to_close;
+  {
+    absl::MutexLock lock(&mu_);
+    --busy_;
+    if (session != nullptr && generation == generation_) {
+      idle_.push_back(std::move(session));
+    } else {
+      to_close = std::move(session);
+    }
+  }
+  return status;
 }
 
 absl::Status PgStore::Migrate() {
@@ -656,8 +682,10 @@ void PgStore::SetEventWriteModeForTest(EventWriteMode mode) {
 }
 
 void PgStore::DisconnectForTest() {
+  std::vector<std::unique_ptr<Session>> to_close;
   absl::MutexLock lock(&mu_);
-  session_.reset();
+  to_close.swap(idle_);
+  ++generation_;
 }
 
 absl::Status PgStore::DropSchemaForTest(const std::string& dsn,
