@@ -230,7 +230,7 @@ void ServeImap(Conn& c, const ResponderOptions& o, Checker& check) {
     auto [verb, args] = Verb(rest);
     std::string reply;
     if (verb == "CAPABILITY") {
-      reply = absl::StrCat("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", tag,
+      reply = absl::StrCat("* CAPABILITY IMAP4rev1\r\n", tag,
                            " OK CAPABILITY completed\r\n");
     } else if (verb == "LOGIN") {
       std::string_view a = args;
