@@ -16,10 +16,12 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/domino/domino_parser.h"
 #include "agent/domino/pair_deduplicator.h"
+#include "agent/firewall/subprocess.h"
 #include "common/strings.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -333,6 +335,59 @@ TEST_F(AuthResponderTest, ConnectionDeadlineAndLimit) {
   EXPECT_TRUE(second.Closed());
   EXPECT_TRUE(first.Closed());  // silent past its deadline
   EXPECT_GE(responder_->rejected_connections(), 1);
+}
+
+// Debian's hydra, the attacker of the estate test, works against every
+// protocol: it finds the password after the wrong guesses, each logged.
+TEST_F(AuthResponderTest, HydraFindsThePasswordWithEveryModule) {
+  if (::access("/usr/bin/hydra", X_OK) != 0) {
+    if (std::getenv("CI") != nullptr) {
+      FAIL() << "hydra missing under CI (scripts/install-deps.sh test)";
+    }
+    GTEST_SKIP() << "hydra not installed";
+  }
+  struct Case {
+    const char* module;
+    Protocol protocol;
+    const char* user;
+    const char* password;
+    const char* target_suffix;
+  };
+  const Case cases[] = {
+      {"smtp", Protocol::kSmtp, "jdoe", "s3cret", ""},
+      {"imap", Protocol::kImap, "jdoe", "s3cret", ""},
+      {"pop3", Protocol::kPop3, "jdoe", "s3cret", ""},
+      {"ldap2", Protocol::kLdap, "cn=admin,o=acme", "ldappw", ""},
+      {"http-get", Protocol::kHttp, "jdoe", "s3cret", "/"},
+  };
+  for (const Case& c : cases) {
+    const std::string list = dir_ + "/" + c.module + ".txt";
+    {
+      std::ofstream out(list);
+      out << "guess1\nguess2\n" << c.password << "\nguess3\n";
+    }
+    const std::string before = Slurp(path_);
+    absl::StatusOr<agent::CommandResult> r = agent::RunCommand(
+        {"/usr/bin/env", "-C", dir_, "/usr/bin/hydra", "-I", "-t", "1", "-f",
+         "-l", c.user, "-P", list,
+         absl::StrCat(c.module, "://127.0.0.1:", Port(c.protocol),
+                      c.target_suffix)},
+        {.timeout = absl::Seconds(60)});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(absl::StrContains(r->output, "1 valid password found"))
+        << c.module << ":\n"
+        << r->output;
+    const std::string logged = Slurp(path_).substr(before.size());
+    const std::string failure = absl::StrCat(
+        ToAbsl(ProtocolName(c.protocol)), ": ", c.user,
+        " [127.0.0.1] authentication failure using internet password");
+    size_t n = 0;
+    for (size_t at = logged.find(failure); at != std::string::npos;
+         at = logged.find(failure, at + 1)) {
+      ++n;
+    }
+    EXPECT_EQ(n, 2u) << c.module << ":\n" << logged;
+  }
 }
 
 // Every line the responder writes, in each date style, is recognised by the
