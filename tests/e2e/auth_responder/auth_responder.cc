@@ -544,18 +544,17 @@ void AuthResponder::Stop() {
   (void)!::write(wake_[1], &b, 1);
   if (accept_thread_.joinable()) accept_thread_.join();
   for (const Listener& l : listeners_) ::close(l.fd);
-  std::map<int, std::thread> open;
+  // Every connection was shut down above; each one's thread moves itself
+  // to finished_ as it ends.
   std::vector<std::thread> done;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      done.swap(finished_);
-      if (connections_.empty() && done.empty()) break;
-    }
-    for (std::thread& t : done) t.join();
-    done.clear();
-    absl::SleepFor(absl::Milliseconds(5));  // connections see the shutdown
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::map<int, std::thread>* c) { return c->empty(); },
+        &connections_));
+    done.swap(finished_);
   }
+  for (std::thread& t : done) t.join();
 }
 
 void AuthResponder::AcceptLoop() {
