@@ -36,7 +36,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -1174,7 +1173,6 @@ TEST(EstateTest, DISABLED_FailsMidwayForTeardownCheck) {
     GTEST_SKIP() << "only run by TeardownLeavesNothingAfterAFailure";
   }
   Estate e;
-  std::vector<pid_t> pids;
   ASSERT_OK(e.Build());
   ASSERT_OK(e.StartPostgres());
   ASSERT_OK(e.StartServer());
