@@ -76,6 +76,7 @@ constexpr char kProbe[] = "203.0.113.7";
 constexpr char kAdmin[] = "198.51.100.7";
 constexpr int kThreshold = 10;
 constexpr absl::Duration kPropagationLimit = absl::Seconds(2);
+constexpr char kPgScript[] = RAMPART_SOURCE_DIR "/scripts/test-postgres.sh";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -151,8 +152,7 @@ struct Launcher {
 class Postgres {
  public:
   static absl::StatusOr<std::unique_ptr<Postgres>> Start() {
-    absl::StatusOr<Ran> r =
-        RunCmd({"scripts/test-postgres.sh", "start"}, absl::Seconds(120));
+    absl::StatusOr<Ran> r = RunCmd({kPgScript, "start"}, absl::Seconds(120));
     if (!r.ok()) return r.status();
     for (absl::string_view line : absl::StrSplit(r->output, '\n')) {
       if (absl::StartsWith(line, "host=/tmp/rampart-pg.")) {
@@ -164,7 +164,7 @@ class Postgres {
     }
     return absl::UnavailableError("test-postgres.sh start: " + r->output);
   }
-  ~Postgres() { (void)RunCmd({"scripts/test-postgres.sh", "stop", dir_}); }
+  ~Postgres() { (void)RunCmd({kPgScript, "stop", dir_}); }
 
   const std::string& dsn() const { return dsn_; }
   absl::Status Stop() { return Ctl({"-m", "fast", "-w", "stop"}); }
