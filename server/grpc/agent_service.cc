@@ -848,11 +848,20 @@ void AgentService::Stream::OnIngested(uint64_t sequence,
       // Transient (store down, commit conflict): the batch stays
       // unacknowledged; end the stream so that the agent reconnects with
       // backoff and resends it.
-      RequestFinishLocked(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrFormat("batch %d not stored, resend it: %s",
-                                       sequence, result.status().ToString())),
-          /*graceful=*/true);
+      const std::string why =
+          absl::StrFormat("batch %d not stored, resend it: %s", sequence,
+                          result.status().ToString());
+      if (!finish_status_.has_value()) {
+        v1::ServerMessage m;
+        v1::Notice* n = m.mutable_notice();
+        n->set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+        n->set_message(why);
+        SetDuration(n->mutable_retry_after(),
+                    service_.options_.unavailable_retry_after);
+        final_notice_ = std::move(m);
+      }
+      RequestFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, why),
+                          /*graceful=*/true);
     }
     ops = TakeOpsLocked(false);
   }

@@ -88,6 +88,10 @@ struct AgentServiceOptions {
   int notices_per_minute = 10;
   // Notice.retry_after sent before a draining server ends a stream.
   absl::Duration drain_retry_after = absl::Seconds(5);
+  // Retry hint in the Notice that ends a stream whose batch could not be
+  // stored (database down): the agent waits at least this long before it
+  // reconnects and resends. Default 2s.
+  absl::Duration unavailable_retry_after = absl::Seconds(2);
 };
 
 // Validates a Hello (docs/protocol.md, agent.proto field comments). Returns
