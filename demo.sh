@@ -146,9 +146,9 @@ http_at="$(sed -E 's/.*HTTP on ([^,]+),.*/\1/' <<<"$ready_line")"
 shape_domino1=(--date-format dmy-dot --prefix linux)     order_domino1=dmy ratio_domino1=0.25
 shape_domino2=(--date-format mdy-slash --clock 12h)      order_domino2=mdy ratio_domino2=0.02
 shape_domino3=(--date-format ymd-dash --prefix windows)  order_domino3=ymd ratio_domino3=0.02
-example_domino1="06.03.2024 10:15:33"
-example_domino2="03/06/2024 10:15:33 AM"
-example_domino3="2024-03-06 10:15:33"
+example_domino1="dd.mm.yyyy, Linux thread ids"
+example_domino2="mm/dd/yyyy, 12-hour clock"
+example_domino3="yyyy-mm-dd, Windows thread ids"
 minutes=20
 rate=4
 start="$(date -d "-$((minutes + 1)) min" +%Y-%m-%dT%H:%M:%S)"
@@ -191,7 +191,7 @@ echo "   rampart-server  $grpc_at (agents, rampartctl)   http://$http_at/metrics
 echo "                   SQLite $work/rampart.db"
 for h in "${hosts[@]}"; do
   example="example_$h"
-  printf '   %-8s        rampart-agent, dry-run firewall, console.log dates like "%s"\n' \
+  printf '   %-8s        rampart-agent, dry-run firewall; console.log dates %s\n' \
     "$h" "${!example}"
 done
 agents_connected() {
