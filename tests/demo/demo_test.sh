@@ -50,6 +50,9 @@ if ! "$repo/demo.sh" --once --no-build --build-dir "$build_dir" >"$out" 2>&1; th
   fail "demo.sh --once exited non-zero"
 fi
 expect '^   all 3 agents connected$'
+sent=$(sed -n -E 's/^   The agents had ([0-9]+) events to send.*/\1/p' "$out")
+[ -n "$sent" ] && grep -q -E "^   sessions\); the server stored $sent\.$" "$out" ||
+  fail "the server did not store every event the agents sent"
 expect '^== The attack on domino1: [0-9a-f.:]+$'
 expect '[0-9]+ failed logins on domino1, none on domino2 or domino3; banned and'
 expect 'enforced on 3 of 3 servers, also on the two it never touched'
