@@ -69,7 +69,7 @@ hosts=(domino1 domino2 domino3)
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null || true
+  if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null || true; fi
   local p
   for p in "${agent_pids[@]}" $server_pid; do
     kill -TERM "$p" 2>/dev/null || true
@@ -83,6 +83,12 @@ cleanup() {
     wait "$p" 2>/dev/null || true
   done
   if [ -n "$work" ]; then
+    if [ $rc != 0 ] && [ $rc != 130 ] && [ $rc != 143 ]; then
+      local f
+      for f in "$work"/server.log "$work"/domino*/agent.log; do
+        [ -s "$f" ] && { echo "---- last lines of ${f#"$work"/}"; tail -n 5 "$f"; } >&2
+      done
+    fi
     rm -rf "$work"
     if [ $once = 0 ] || [ $rc != 0 ]; then
       echo "demo.sh: stopped the server and ${#agent_pids[@]} agents, removed $work"
@@ -99,7 +105,7 @@ wait_for() {  # SECONDS_ WHAT COMMAND...
   local limit=$1 what=$2 deadline
   shift 2
   deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
+  until "$@" >/dev/null; do
     [ $SECONDS -lt $deadline ] || fail "timed out after ${limit}s waiting for $what"
     sleep 0.2
   done
@@ -135,20 +141,28 @@ allowlist:
     comment: "office network (never banned)"
 EOF
 start_server "$work/server.yaml" "$work/server.log"
-server_ready() { grep -q 'serving agents and admin on' "$work/server.log"; }
+server_ready() {
+  kill -0 "$server_pid" 2>/dev/null || fail "rampart-server exited"
+  grep -q 'serving agents and admin on' "$work/server.log"
+}
 wait_for 30 "rampart-server to start" server_ready
 ready_line="$(grep -m1 'serving agents and admin on' "$work/server.log")"
 grpc_at="$(sed -E 's/.*admin on ([^,]+),.*/\1/' <<<"$ready_line")"
 http_at="$(sed -E 's/.*HTTP on ([^,]+),.*/\1/' <<<"$ready_line")"
 
 # --- Three Domino servers: log shape, replay data, agent config. -------------
-# name  rampart-loggen timestamp options             agent date_order  attack share
-shape_domino1=(--date-format dmy-dot --prefix linux)     order_domino1=dmy ratio_domino1=0.25
-shape_domino2=(--date-format mdy-slash --clock 12h)      order_domino2=mdy ratio_domino2=0.02
-shape_domino3=(--date-format ymd-dash --prefix windows)  order_domino3=ymd ratio_domino3=0.02
-example_domino1="dd.mm.yyyy, Linux thread ids"
-example_domino2="mm/dd/yyyy, 12-hour clock"
-example_domino3="yyyy-mm-dd, Windows thread ids"
+# Each server's console.log shape (rampart-loggen options, the agent's
+# date_order) and its share of attack lines: domino1 is hammered.
+host_setup() {  # HOST -> shape[], order, ratio, looks
+  case "$1" in
+    domino1) shape=(--date-format dmy-dot --prefix linux) order=dmy ratio=0.25
+      looks="dd.mm.yyyy, Linux thread ids" ;;
+    domino2) shape=(--date-format mdy-slash --clock 12h) order=mdy ratio=0.02
+      looks="mm/dd/yyyy, 12-hour clock" ;;
+    domino3) shape=(--date-format ymd-dash --prefix windows) order=ymd ratio=0.02
+      looks="yyyy-mm-dd, Windows thread ids" ;;
+  esac
+}
 minutes=20
 rate=4
 start="$(date -d "-$((minutes + 1)) min" +%Y-%m-%dT%H:%M:%S)"
@@ -158,13 +172,13 @@ for h in "${hosts[@]}"; do
   d="$work/$h"
   mkdir -p "$d/state" "$d/replay"
   : >"$d/console.log"
-  shape="shape_$h[@]"; order="order_$h"; ratio="ratio_$h"
+  host_setup "$h"
   lines=$((minutes * 60 * rate + ${h#domino} * 50))
   # Same seed and attackers everywhere: the same addresses attack every
   # server, at different intensities.
   loggen --lines "$lines" --seed 7 --rate "$rate" --start "$start" \
-    --attackers 12 --attack-ratio "${!ratio}" --successes \
-    --servers "Mail0${h#domino}/Acme" --servers "Hub/Acme" "${!shape}" \
+    --attackers 12 --attack-ratio "$ratio" --successes \
+    --servers "Mail0${h#domino}/Acme" --servers "Hub/Acme" "${shape[@]}" \
     --summary "$d/summary.jsonl" --truth "$d/truth.jsonl" \
     -o "$d/generated.log" 2>"$d/loggen.log"
   # Events the agent must send: every recognised line except the second
@@ -177,7 +191,7 @@ agent_id: $h
 site: demo
 logs:
   - path: $d/console.log
-    date_order: ${!order}
+    date_order: $order
 parser:
   successes: true
 state_dir: $d/state
@@ -195,12 +209,11 @@ section "A demo estate on this machine"
 echo "   rampart-server  $grpc_at (agents, rampartctl)   http://$http_at/metrics"
 echo "                   SQLite $work/rampart.db"
 for h in "${hosts[@]}"; do
-  example="example_$h"
-  printf '   %-8s        rampart-agent, dry-run firewall; console.log dates %s\n' \
-    "$h" "${!example}"
+  host_setup "$h"
+  printf '   %-8s        rampart-agent, dry-run firewall; console.log dates %s\n' "$h" "$looks"
 done
 agents_connected() {
-  [ "$(ctl agents list --connected --json | grep -c '"connected": true')" = 3 ]
+  [ "$(ctl agents list --connected --json 2>/dev/null | grep -c '"connected": true')" = 3 ]
 }
 wait_for 30 "the three agents to connect" agents_connected
 echo "   all 3 agents connected"
@@ -225,12 +238,12 @@ done
 # Settled: the server has stored every event the agents had to send (per
 # rampart-loggen's ground truth) and every agent enforces the current
 # ban-list revision.
-events_now() { ctl status --json | sed -n 's/.*"events_last_hour": *\([0-9]*\).*/\1/p'; }
+events_now() { ctl status --json 2>/dev/null | sed -n 's/.*"events_last_hour": *\([0-9]*\).*/\1/p'; }
 settled() {
   local e
   e="$(events_now)"
   [ -n "$e" ] && [ "$e" -ge "$expected_events" ] &&
-    ! ctl agents list --json | grep -q '"revision_lag": [1-9]'
+    ! ctl agents list --json 2>/dev/null | grep -q '"revision_lag": [1-9]'
 }
 wait_for 60 "the server to store all $expected_events events" settled
 echo "   The agents had $expected_events events to send (failed and good logins, lockouts,"
@@ -254,7 +267,7 @@ attempts() {  # HOST -> "ip attempts" lines for attackers
     "$work/$1/summary.jsonl"
 }
 hard="" hard_n=0 spread="" spread_n=""
-for ip in $(cat "$work"/domino*/summary.jsonl | sed -n -E 's/.*"ip":"([^"]+)","role":"attacker".*/\1/p' | sort -u); do
+for ip in $(sed -n -E 's/.*"ip":"([^"]+)","role":"attacker".*/\1/p' "$work"/domino*/summary.jsonl | sort -u); do
   n1=$(attempts domino1 | awk -v ip="$ip" '$1 == ip { print $2 }'); n1=${n1:-0}
   n2=$(attempts domino2 | awk -v ip="$ip" '$1 == ip { print $2 }'); n2=${n2:-0}
   n3=$(attempts domino3 | awk -v ip="$ip" '$1 == ip { print $2 }'); n3=${n3:-0}
