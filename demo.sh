@@ -6,11 +6,16 @@
 #   ./demo.sh --once       the same, but stop and clean up after printing
 #   ./demo.sh --no-build   use the binaries already in build/bin
 #   ./demo.sh --build-dir DIR   binaries in DIR/bin (default: build)
+#   ./demo.sh --dry-run    dry-run firewalls even as root (the default
+#                          otherwise); --netns: namespaces (root only)
 #
-# One rampart-server on 127.0.0.1 (SQLite in a temporary directory) and three
+# One rampart-server (SQLite in a temporary directory) and three
 # rampart-agent processes, "domino1".."domino3", each tailing its own
-# console.log with the dry-run firewall (it logs what it would block; no root
-# needed, the host's firewall is never touched). rampart-loggen writes 20
+# console.log. Not root: everything on 127.0.0.1, the agents with the
+# dry-run firewall (it logs what it would block). Root (with ip and nft):
+# each agent in a network namespace of its own with the nftables firewall,
+# the server in a fourth, linked by a bridge (192.0.2.0/24). Either way the
+# host's own firewall is never touched. rampart-loggen writes 20
 # minutes of Domino console.log per server (a different date format on each)
 # with the same attackers: domino1 is hammered, domino2 and domino3 see a
 # trickle. The logs are replayed into the agents' console.log files over a
@@ -23,18 +28,31 @@ ROOT="$PWD"
 
 once=0
 build=1
+mode=""
 build_dir="build"
 while [ $# -gt 0 ]; do
   case "$1" in
     --once) once=1 ;;
     --no-build) build=0 ;;
     --build-dir) build_dir="${2:?--build-dir needs a directory}"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --dry-run) mode=dry-run ;;
+    --netns) mode=netns ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 BIN="$(cd "$build_dir" 2>/dev/null && pwd || echo "$ROOT/$build_dir")/bin"
+if [ -z "$mode" ]; then
+  mode=dry-run
+  if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && command -v nft >/dev/null; then
+    mode=netns
+  fi
+fi
+if [ "$mode" = netns ] && [ "$(id -u)" != 0 ]; then
+  echo "demo.sh: --netns needs root (the default without root is --dry-run)" >&2
+  exit 2
+fi
 
 section() { printf '\n== %s\n' "$*"; }
 indent() { sed 's/^/   /'; }
@@ -42,16 +60,25 @@ fail() { echo "demo.sh: $*" >&2; exit 1; }
 
 # --- Every command line that starts a Rampart program is here. -------------
 # (Flags that later releases need, e.g. TLS or admin credentials, go here.)
+# In netns mode each runs inside its namespace ("ip netns exec" execs it, so
+# the PID is the program's own).
+ns_exec() {  # NAMESPACE -> the prefix that runs a command in it ("" = here)
+  ns_prefix=()
+  if [ -n "$1" ]; then ns_prefix=(ip netns exec "$1"); fi
+}
 start_server() {  # CONFIG LOG
-  "$BIN/rampart-server" --config "$1" 2>"$2" &
+  ns_exec "$hub_ns"
+  "${ns_prefix[@]}" "$BIN/rampart-server" --config "$1" 2>"$2" &
   server_pid=$!
 }
-start_agent() {  # CONFIG LOG
-  "$BIN/rampart-agent" run --config "$1" 2>"$2" &
+start_agent() {  # CONFIG LOG NAMESPACE
+  ns_exec "$3"
+  "${ns_prefix[@]}" "$BIN/rampart-agent" run --config "$1" 2>"$2" &
   agent_pids+=($!)
 }
 ctl() {  # rampartctl against the demo server
-  "$BIN/rampartctl" --server "$grpc_at" "$@"
+  ns_exec "$hub_ns"
+  "${ns_prefix[@]}" "$BIN/rampartctl" --server "$grpc_at" "$@"
 }
 loggen() {
   "$BIN/rampart-loggen" "$@"
@@ -60,6 +87,8 @@ loggen() {
 
 server_pid=""
 agent_pids=()
+hub_ns=""
+namespaces=()
 sleeper=""
 work=""
 hosts=(domino1 domino2 domino3)
@@ -89,9 +118,14 @@ cleanup() {
         [ -s "$f" ] && { echo "---- last lines of ${f#"$work"/}"; tail -n 5 "$f"; } >&2
       done
     fi
+    for p in "${namespaces[@]}"; do
+      ip netns del "$p" 2>/dev/null || true
+    done
     rm -rf "$work"
     if [ $once = 0 ] || [ $rc != 0 ]; then
-      echo "demo.sh: stopped the server and ${#agent_pids[@]} agents, removed $work"
+      local gone="$work"
+      [ ${#namespaces[@]} -eq 0 ] || gone="$work and ${#namespaces[@]} network namespaces"
+      echo "demo.sh: stopped the server and ${#agent_pids[@]} agents, removed $gone"
     fi
   fi
   exit $rc
@@ -125,11 +159,36 @@ done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rampart-demo.XXXXXX")"
 
+# --- netns mode: a hub namespace with a bridge (the server on 192.0.2.1) and
+# one namespace per Domino server (192.0.2.11..13) on a veth into the bridge.
+server_host=127.0.0.1
+if [ "$mode" = netns ]; then
+  ns_id="${work##*.}"
+  hub_ns="rampart-demo-$ns_id-hub"
+  namespaces+=("$hub_ns")
+  ip netns add "$hub_ns"
+  ip -n "$hub_ns" link set lo up
+  ip -n "$hub_ns" link add br0 type bridge
+  ip -n "$hub_ns" addr add 192.0.2.1/24 dev br0
+  ip -n "$hub_ns" link set br0 up
+  for i in 1 2 3; do
+    ns="rampart-demo-$ns_id-domino$i"
+    namespaces+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link add eth0 type veth peer name domino$i netns "$hub_ns"
+    ip -n "$ns" addr add "192.0.2.1$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$hub_ns" link set "domino$i" master br0 up
+  done
+  server_host=192.0.2.1
+fi
+
 # --- The server: SQLite, loopback, free ports, a demo allowlist. -------------
 cat >"$work/server.yaml" <<EOF
 server:
-  listen: "127.0.0.1:0"         # any free port (printed below)
-  http_listen: "127.0.0.1:0"
+  listen: "$server_host:0"         # any free port (printed below)
+  http_listen: "$server_host:0"
   db: "sqlite:$work/rampart.db"
 policy:
   ban_threshold: 10              # points; a failed login is 1 point
@@ -168,6 +227,10 @@ rate=4
 start="$(date -d "-$((minutes + 1)) min" +%Y-%m-%dT%H:%M:%S)"
 lines=0
 expected_events=0
+backend=dry-run                   # logs what it would block; no root needed
+[ "$mode" = netns ] && backend=nftables
+where="dry-run firewall"
+[ "$mode" = netns ] && where="nftables in its own network namespace"
 for h in "${hosts[@]}"; do
   d="$work/$h"
   mkdir -p "$d/state" "$d/replay"
@@ -196,13 +259,15 @@ parser:
   successes: true
 state_dir: $d/state
 firewall:
-  backend: dry-run                # logs what it would block; no root needed
+  backend: $backend
 batch:
   flush_interval: 200ms
 local_fallback:
   enabled: false
 EOF
-  start_agent "$d/agent.yaml" "$d/agent.log"
+  agent_ns=""
+  [ "$mode" = netns ] && agent_ns="rampart-demo-$ns_id-$h"
+  start_agent "$d/agent.yaml" "$d/agent.log" "$agent_ns"
 done
 
 section "A demo estate on this machine"
@@ -210,7 +275,7 @@ echo "   rampart-server  $grpc_at (agents, rampartctl)   http://$http_at/metrics
 echo "                   SQLite $work/rampart.db"
 for h in "${hosts[@]}"; do
   host_setup "$h"
-  printf '   %-8s        rampart-agent, dry-run firewall; console.log dates %s\n' "$h" "$looks"
+  printf '   %-8s        rampart-agent, %s; console.log dates %s\n' "$h" "$where" "$looks"
 done
 agents_connected() {
   [ "$(ctl agents list --connected --json 2>/dev/null | grep -c '"connected": true')" = 3 ]
@@ -335,12 +400,22 @@ echo "   mistyped a password before logging in. The others:"
 { head -1 "$work/alerts.txt"; tail -n +2 "$work/alerts.txt" | grep -v -E '  192\.0\.2\.[0-9]+ ' || true; } |
   cut -c1-170 | indent
 
-section "What each server's firewall would have blocked (dry-run, from agent.log)"
-for h in "${hosts[@]}"; do
-  blocked=$(grep -c 'dry-run: would block' "$work/$h/agent.log" || true)
-  printf '   %-8s %d addresses, e.g. %s\n' "$h" "$blocked" \
-    "$(grep -m1 'dry-run: would block' "$work/$h/agent.log" | sed 's/.*dry-run: //' | cut -c1-90)"
-done
+if [ "$mode" = netns ]; then
+  section "What each server's kernel firewall blocks (nft list table inet rampart)"
+  for h in "${hosts[@]}"; do
+    ip netns exec "rampart-demo-$ns_id-$h" nft -j list table inet rampart >"$work/$h/nft.json"
+    grep -o -E '\{"elem": \{"val": "[^"]+"' "$work/$h/nft.json" | sed -E 's/.*"val": "//; s/"$//' >"$work/$h/nft.txt" || true
+    printf '   %-8s %d addresses in the drop sets: %s\n' "$h" "$(wc -l <"$work/$h/nft.txt")" \
+      "$(head -4 "$work/$h/nft.txt" | tr '\n' ' ')..."
+  done
+else
+  section "What each server's firewall would have blocked (dry-run, from agent.log)"
+  for h in "${hosts[@]}"; do
+    blocked=$(grep -c 'dry-run: would block' "$work/$h/agent.log" || true)
+    printf '   %-8s %d addresses, e.g. %s\n' "$h" "$blocked" \
+      "$(grep -m1 'dry-run: would block' "$work/$h/agent.log" | sed 's/.*dry-run: //' | cut -c1-90)"
+  done
+fi
 
 if [ $once = 1 ]; then
   section "Done (--once): stopping"
@@ -348,11 +423,14 @@ if [ $once = 1 ]; then
 fi
 
 section "The estate keeps running; try"
+in_hub=""
+[ "$mode" = netns ] && in_hub="ip netns exec $hub_ns "
 echo "   export RAMPART_SERVER=$grpc_at"
-echo "   $BIN/rampartctl bans list"
-echo "   $BIN/rampartctl ip ${hard:-198.51.100.7}"
-echo "   $BIN/rampartctl bans add 203.0.113.0/24 --for 2h --reason test"
-echo "   curl -s http://$http_at/metrics | grep rampart_active_bans"
+echo "   $in_hub$BIN/rampartctl bans list"
+echo "   $in_hub$BIN/rampartctl ip ${hard:-198.51.100.7}"
+echo "   $in_hub$BIN/rampartctl bans add 203.0.113.0/24 --for 2h --reason test"
+echo "   ${in_hub}curl -s http://$http_at/metrics | grep rampart_active_bans"
+[ "$mode" = netns ] && echo "   ip netns exec rampart-demo-$ns_id-domino2 nft list table inet rampart"
 echo "   logs: $work/*/agent.log, $work/server.log"
 echo
 echo "Ctrl-C to stop (stops the server and the agents, removes $work)."
