@@ -4,9 +4,10 @@
 //   rampart-server [--config FILE] [--listen HOST:PORT]
 //                  [--http-listen HOST:PORT] [--db sqlite:PATH|postgresql://..]
 //   rampart-server migrate [--config FILE] [--db ...]
+//   rampart-server healthcheck [--config FILE] [--http HOST:PORT] [--ready]
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (store, ports), 2 usage or
-// configuration error.
+// configuration error. healthcheck: 0 healthy, 1 not, 2 usage.
 
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "common/version.h"
 #include "server/app/server_app.h"
 #include "server/config/server_config.h"
+#include "server/http/http_probe.h"
 
 namespace {
 
@@ -41,6 +43,40 @@ void AddConfigFlags(CLI::App& app, rampart::server::ServerFlags& flags,
   }
 }
 
+// `rampart-server healthcheck`: GET /healthz (or /readyz) on the HTTP side
+// port named by --http, else by the configuration's http_listen (a wildcard
+// host is probed on loopback). The container HEALTHCHECK; no curl needed.
+int HealthCheck(const rampart::server::ServerFlags& flags,
+                const std::string& http, bool ready, int timeout_seconds) {
+  rampart::server::HostPort target;
+  if (!http.empty()) {
+    auto parsed = rampart::server::ParseHostPort(http);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "rampart-server healthcheck: --http: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      return 2;
+    }
+    target = *parsed;
+  } else {
+    auto config = rampart::server::ResolveServerConfig(flags);
+    if (!config.ok()) {
+      std::fprintf(stderr, "rampart-server healthcheck: %s\n",
+                   std::string(config.status().message()).c_str());
+      return 2;
+    }
+    target = config->http_listen;
+  }
+  const absl::Status status = rampart::server::ProbeHttp(
+      rampart::server::ProbeHostFor(target.host), target.port,
+      ready ? "/readyz" : "/healthz", absl::Seconds(timeout_seconds));
+  if (!status.ok()) {
+    std::fprintf(stderr, "rampart-server healthcheck: %s\n",
+                 std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +91,23 @@ int main(int argc, char** argv) {
   CLI::App* migrate = app.add_subcommand(
       "migrate", "apply pending database migrations and exit");
   AddConfigFlags(*migrate, migrate_flags, /*listen_flags=*/false);
+  ServerFlags health_flags;
+  std::string health_http;
+  bool health_ready = false;
+  int health_timeout = 3;
+  CLI::App* health = app.add_subcommand(
+      "healthcheck",
+      "GET /healthz on the HTTP port; exit 0 if it answers 200, else 1");
+  health->add_option("--config", health_flags.config,
+                     "take the address from this file's server.http_listen");
+  health->add_option("--http", health_http,
+                     "HOST:PORT to probe (default: http_listen of --config, "
+                     "127.0.0.1:9443)");
+  health->add_flag("--ready", health_ready,
+                   "probe /readyz (store reachable, not draining) instead");
+  health->add_option("--timeout", health_timeout, "seconds, 1..60")
+      ->check(CLI::Range(1, 60))
+      ->default_str("3");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -64,6 +117,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (health->parsed()) {
+    if (!health_flags.config) {
+      health_flags.config = flags.config;
+    }
+    return HealthCheck(health_flags, health_http, health_ready, health_timeout);
+  }
   if (migrate->parsed()) {
     if (!migrate_flags.config) {
       migrate_flags.config = flags.config;
