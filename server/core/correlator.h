@@ -23,6 +23,7 @@
 #include "server/core/ban_publisher.h"
 #include "server/core/detector.h"
 #include "server/core/policy.h"
+#include "server/core/protected_addresses.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
@@ -33,6 +34,11 @@ struct CorrelatorOptions {
   // derived from the policy: the longest of 16 half-lives and the server,
   // account, prefix and compromise windows.
   absl::Duration rebuild_horizon = absl::ZeroDuration();
+  // Abuse limits (DetectorLimits): most new automatic bans per minute one
+  // agent's evidence alone may cause (0: no cap), and the addresses never
+  // auto-banned (not owned, must outlive the Correlator; may be null).
+  int agent_new_bans_per_minute = 0;
+  const ProtectedAddresses* protected_addresses = nullptr;
 };
 
 // One agent batch for IngestMany().
@@ -88,13 +94,17 @@ class Correlator {
   absl::StatusOr<Ban> AddBan(const IpPrefix& prefix,
                              std::optional<absl::Duration> duration,
                              std::string reason, std::string actor,
-                             BanOrigin origin = BanOrigin::kManual);
+                             BanOrigin origin = BanOrigin::kManual,
+                             std::string peer = "");
   // Lifts a ban and forgives its score. Audited. NotFound if none.
   absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
-                                std::string actor);
-  // Allowlist changes. Audited.
-  absl::Status AddAllow(AllowEntry entry, std::string actor);
-  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor);
+                                std::string actor, std::string peer = "");
+  // Allowlist changes. Audited. `peer` (here and above): the admin
+  // connection's address, recorded in the audit log.
+  absl::Status AddAllow(AllowEntry entry, std::string actor,
+                        std::string peer = "");
+  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor,
+                           std::string peer = "");
 
   // Periodic housekeeping (expiry, idle state). Call about once a minute.
   void Expire();
@@ -110,6 +120,9 @@ class Correlator {
   KeyInfo Explain(const IpAddress& ip) const;
   // True while the last store write failed and no rebuild succeeded since.
   bool degraded() const;
+  // Automatic bans withheld by the abuse limits since start (the last_*
+  // fields are empty).
+  DetectorStats abuse_stats() const;
 
  private:
   Correlator(const CorrelatorOptions& options, Store& store, Clock& clock,
@@ -119,6 +132,9 @@ class Correlator {
   absl::Status EnsureHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Commits `record` (with `decisions` merged in) and publishes its journal.
   absl::Status CommitLocked(CommitRecord record, Decisions decisions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs (rate-limited) what the abuse limits withheld since `before`.
+  void WarnAboutLimitsLocked(const DetectorStats& before, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CorrelatorOptions options_;
@@ -130,6 +146,10 @@ class Correlator {
   mutable absl::Mutex mu_;
   std::unique_ptr<Detector> detector_ ABSL_GUARDED_BY(mu_);
   bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = true;
+  DetectorStats carried_ ABSL_GUARDED_BY(mu_);  // of replaced detectors
+  absl::Time last_cap_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_protected_warning_ ABSL_GUARDED_BY(mu_) =
+      absl::InfinitePast();
 };
 
 // Result of replaying stored events through two policies.
