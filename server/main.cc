@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -75,6 +77,23 @@ int RunToken(const rampart::server::ServerFlags& flags, const std::string& verb,
   }
   AdminAuthenticator auth(AdminAuthenticator::Options{}, **store,
                           rampart::RealClock::Get());
+  // Token changes are audited like admin API changes (the name is validated
+  // to [A-Za-z0-9._-], the role is one of three words: both JSON-safe).
+  const auto audit = [&](const char* action, std::string before,
+                         std::string after) {
+    CommitRecord record;
+    record.audit.push_back(AuditRecord{
+        .time = rampart::RealClock::Get().Now(),
+        .actor = absl::StrFormat("local:uid=%d", static_cast<int>(getuid())),
+        .action = action,
+        .target = name,
+        .before = std::move(before),
+        .after = std::move(after)});
+    if (absl::Status s = (*store)->Commit(record); !s.ok()) {
+      std::fprintf(stderr, "rampart-server token: audit record: %s\n",
+                   std::string(s.message()).c_str());
+    }
+  };
   const auto fail = [&](const absl::Status& s) {
     std::fprintf(stderr, "rampart-server token %s: %s\n", verb.c_str(),
                  std::string(s.message()).c_str());
@@ -92,6 +111,8 @@ int RunToken(const rampart::server::ServerFlags& flags, const std::string& verb,
     if (!created.ok()) {
       return fail(created.status());
     }
+    audit("token.create", "",
+          absl::StrFormat(R"({"name":"%s","role":"%s"})", name, role_text));
     // The secret on stdout (once, for scripts); the rest on stderr.
     std::printf("%s\n", created->secret.c_str());
     std::fprintf(stderr,
@@ -104,6 +125,7 @@ int RunToken(const rampart::server::ServerFlags& flags, const std::string& verb,
     if (absl::Status s = auth.RevokeToken(name); !s.ok()) {
       return fail(s);
     }
+    audit("token.revoke", absl::StrFormat(R"({"name":"%s"})", name), "");
     std::fprintf(stderr, "rampart-server token revoke: token \"%s\" revoked\n",
                  name.c_str());
     return 0;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -192,6 +193,13 @@ absl::Status ServerApp::Impl::Start() {
   distributor = std::make_unique<BanDistributor>(
       MakeBanDistributorOptions(config), clock);
   protect = std::make_unique<ProtectedAddresses>(OwnPrefixes(config));
+  {
+    std::string own;
+    for (const IpPrefix& p : protect->fixed()) {
+      absl::StrAppend(&own, own.empty() ? "" : ", ", p.ToString());
+    }
+    RAMPART_LOG(Info) << "never banned (own addresses): " << own;
+  }
   CorrelatorOptions correlator_options = MakeCorrelatorOptions(config);
   correlator_options.agent_new_bans_per_minute =
       config.limits.agent_new_bans_per_minute;

@@ -208,9 +208,11 @@ TEST_F(ServerIntegrationTest,
 TEST_F(ServerIntegrationTest, RevisionOlderThanTheJournalWindowGetsASnapshot) {
   auto a = Connect("mx1");
   // journal_window is 4: six bans push revision 1 out of it. Two per /24,
-  // below the prefix-aggregation k of 3.
-  const char* ips[] = {"192.0.2.1",    "192.0.2.2",   "198.51.100.1",
-                       "198.51.100.2", "203.0.113.1", "203.0.113.2"};
+  // below the prefix-aggregation k of 3. Unusual host numbers: the server
+  // never bans its own interface addresses, and test hosts may hold low
+  // documentation addresses (192.0.2.2, ...).
+  const char* ips[] = {"192.0.2.201",    "192.0.2.202",   "198.51.100.201",
+                       "198.51.100.202", "203.0.113.201", "203.0.113.202"};
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(a->SendBatch(i + 1, Failures(ips[i], 6)));
     ASSERT_TRUE(a->WaitForBan(absl::StrCat(ips[i], "/32")).ok()) << ips[i];
