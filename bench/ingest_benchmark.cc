@@ -67,6 +67,9 @@ std::string ConfigYaml(int agents) {
 limits:
   max_agents: %d
   heartbeat_timeout: 1h
+  # Measure ingest, not the per-agent abuse limits (docs/security.md).
+  agent_events_per_second: 1000000
+  agent_events_burst: 10000000
 )",
                          agents + 16);
 }

@@ -74,10 +74,48 @@ absl::StatusOr<std::unique_ptr<Correlator>> Correlator::Create(
   return c;
 }
 
+void Correlator::WarnAboutLimitsLocked(const DetectorStats& before,
+                                       absl::Time now) {
+  const DetectorStats& after = detector_->stats();
+  // At most one warning of each kind per minute: a flood must not flood the
+  // log too.
+  if (after.bans_capped > before.bans_capped &&
+      now - last_cap_warning_ >= absl::Minutes(1)) {
+    last_cap_warning_ = now;
+    RAMPART_LOG(Warning)
+        << "ALERT: agent " << after.last_capped_agent
+        << " alone caused more than " << options_.agent_new_bans_per_minute
+        << " new bans in a minute; further bans from its evidence alone are "
+           "withheld (limits.agent_new_bans_per_minute; "
+           "rampart_correlator_bans_withheld_total). A compromised or "
+           "misconfigured agent?";
+  }
+  if (after.bans_refused_protected > before.bans_refused_protected &&
+      now - last_protected_warning_ >= absl::Minutes(1)) {
+    last_protected_warning_ = now;
+    RAMPART_LOG(Warning) << "ALERT: refused to ban " << after.last_protected
+                         << ": protected address (a forged flood?)";
+  }
+}
+
+DetectorStats Correlator::abuse_stats() const {
+  absl::MutexLock lock(&mu_);
+  DetectorStats s = carried_;
+  if (detector_ != nullptr) {
+    s.bans_capped += detector_->stats().bans_capped;
+    s.bans_refused_protected += detector_->stats().bans_refused_protected;
+    s.bans_refused_broad += detector_->stats().bans_refused_broad;
+  }
+  return s;
+}
+
 absl::Status Correlator::RebuildLocked() {
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(DurableState state, store_.LoadState(now));
-  auto detector = std::make_unique<Detector>(options_.policy);
+  auto detector = std::make_unique<Detector>(
+      options_.policy, DetectorLimits{.agent_new_bans_per_minute =
+                                          options_.agent_new_bans_per_minute,
+                                      .protect = options_.protected_addresses});
   detector->Restore(state);
   Decisions ignored;
   size_t replayed = 0;
@@ -94,6 +132,12 @@ absl::Status Correlator::RebuildLocked() {
                     << state.active_bans.size() << " active bans, " << replayed
                     << " events replayed over "
                     << absl::FormatDuration(horizon_);
+  if (detector_ != nullptr) {
+    const DetectorStats& old = detector_->stats();
+    carried_.bans_capped += old.bans_capped;
+    carried_.bans_refused_protected += old.bans_refused_protected;
+    carried_.bans_refused_broad += old.bans_refused_broad;
+  }
   detector_ = std::move(detector);
   needs_rebuild_ = false;
   return absl::OkStatus();
@@ -239,9 +283,11 @@ std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
       const size_t journal_before = decisions.journal.size();
       const size_t alerts_before = decisions.alerts.size();
       const size_t accounts_before = decisions.accounts.size();
+      const DetectorStats before = detector_->stats();
       for (const AuthEvent& e : batches[i].events) {
         detector_->Observe(e, now, /*decide=*/true, &decisions);
       }
+      WarnAboutLimitsLocked(before, now);
       r.events = batches[i].events.size();
       for (size_t j = journal_before; j < decisions.journal.size(); ++j) {
         r.new_bans += decisions.journal[j].op == JournalEntry::Op::kAdd ? 1 : 0;
@@ -382,7 +428,7 @@ std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
 absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
                                        std::optional<absl::Duration> duration,
                                        std::string reason, std::string actor,
-                                       BanOrigin origin) {
+                                       BanOrigin origin, std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -405,14 +451,15 @@ absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
                                      .action = "ban.add",
                                      .target = prefix.ToString(),
                                      .before = before ? BanJson(*before) : "",
-                                     .after = BanJson(ban)});
+                                     .after = BanJson(ban),
+                                     .peer = peer});
   RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
   return ban;
 }
 
 absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
-                                          std::string reason,
-                                          std::string actor) {
+                                          std::string reason, std::string actor,
+                                          std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -425,12 +472,14 @@ absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
                                      .action = "ban.remove",
                                      .target = prefix.ToString(),
                                      .before = BanJson(ban),
-                                     .after = ""});
+                                     .after = "",
+                                     .peer = peer});
   RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
   return ban;
 }
 
-absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor) {
+absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor,
+                                  std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -450,12 +499,13 @@ absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor) {
                                      .action = "allow.add",
                                      .target = entry.prefix.ToString(),
                                      .before = before,
-                                     .after = AllowJson(entry)});
+                                     .after = AllowJson(entry),
+                                     .peer = peer});
   return CommitLocked(std::move(record), Decisions{});
 }
 
-absl::Status Correlator::RemoveAllow(const IpPrefix& prefix,
-                                     std::string actor) {
+absl::Status Correlator::RemoveAllow(const IpPrefix& prefix, std::string actor,
+                                     std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -467,7 +517,8 @@ absl::Status Correlator::RemoveAllow(const IpPrefix& prefix,
                                      .action = "allow.remove",
                                      .target = prefix.ToString(),
                                      .before = AllowJson(removed),
-                                     .after = ""});
+                                     .after = "",
+                                     .peer = peer});
   return CommitLocked(std::move(record), Decisions{});
 }
 

@@ -35,6 +35,7 @@
 #include "server/core/ban_publisher.h"
 #include "server/core/detector.h"
 #include "server/core/policy.h"
+#include "server/core/protected_addresses.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
@@ -45,6 +46,11 @@ struct CorrelatorOptions {
   // derived from the policy: the longest of 16 half-lives and the server,
   // account, prefix and compromise windows.
   absl::Duration rebuild_horizon = absl::ZeroDuration();
+  // Abuse limits (DetectorLimits): most new automatic bans per minute one
+  // agent's evidence alone may cause (0: no cap), and the addresses never
+  // auto-banned (not owned, must outlive the Correlator; may be null).
+  int agent_new_bans_per_minute = 0;
+  const ProtectedAddresses* protected_addresses = nullptr;
 };
 
 // One agent batch for IngestMany().
@@ -103,13 +109,17 @@ class Correlator {
   absl::StatusOr<Ban> AddBan(const IpPrefix& prefix,
                              std::optional<absl::Duration> duration,
                              std::string reason, std::string actor,
-                             BanOrigin origin = BanOrigin::kManual);
+                             BanOrigin origin = BanOrigin::kManual,
+                             std::string peer = "");
   // Lifts a ban and forgives its score. Audited. NotFound if none.
   absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
-                                std::string actor);
-  // Allowlist changes. Audited.
-  absl::Status AddAllow(AllowEntry entry, std::string actor);
-  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor);
+                                std::string actor, std::string peer = "");
+  // Allowlist changes. Audited. `peer` (here and above): the admin
+  // connection's address, recorded in the audit log.
+  absl::Status AddAllow(AllowEntry entry, std::string actor,
+                        std::string peer = "");
+  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor,
+                           std::string peer = "");
 
   // Periodic housekeeping (expiry, idle state). Call about once a minute.
   void Expire();
@@ -125,6 +135,9 @@ class Correlator {
   KeyInfo Explain(const IpAddress& ip) const;
   // True while the last store write failed and no rebuild succeeded since.
   bool degraded() const;
+  // Automatic bans withheld by the abuse limits since start (the last_*
+  // fields are empty).
+  DetectorStats abuse_stats() const;
 
  private:
   Correlator(const CorrelatorOptions& options, Store& store, Clock& clock,
@@ -139,6 +152,9 @@ class Correlator {
   // Blocks until no IngestMany() group is between observation and its end.
   void AwaitNoGroupInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
       ABSL_LOCKS_EXCLUDED(seq_mu_);
+  // Logs (rate-limited) what the abuse limits withheld since `before`.
+  void WarnAboutLimitsLocked(const DetectorStats& before, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CorrelatorOptions options_;
   const absl::Duration horizon_;
@@ -165,6 +181,10 @@ class Correlator {
   // Batch ids being committed, by the ticket of their group.
   absl::flat_hash_map<std::tuple<std::string, uint64_t, uint64_t>, uint64_t>
       pending_ids_ ABSL_GUARDED_BY(seq_mu_);
+  DetectorStats carried_ ABSL_GUARDED_BY(mu_);  // of replaced detectors
+  absl::Time last_cap_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_protected_warning_ ABSL_GUARDED_BY(mu_) =
+      absl::InfinitePast();
 };
 
 // Result of replaying stored events through two policies.
