@@ -68,7 +68,8 @@ ns_exec() {  # NAMESPACE -> the prefix that runs a command in it ("" = here)
 }
 start_server() {  # CONFIG LOG
   ns_exec "$hub_ns"
-  "${ns_prefix[@]}" "$BIN/rampart-server" --config "$1" 2>"$2" &
+  "${ns_prefix[@]}" "$BIN/rampart-server" --config "$1" \
+    --bootstrap-token-file "$work/admin.token" 2>"$2" &
   server_pid=$!
 }
 start_agent() {  # CONFIG LOG NAMESPACE
@@ -78,7 +79,8 @@ start_agent() {  # CONFIG LOG NAMESPACE
 }
 ctl() {  # rampartctl against the demo server
   ns_exec "$hub_ns"
-  "${ns_prefix[@]}" "$BIN/rampartctl" --server "$grpc_at" "$@"
+  "${ns_prefix[@]}" "$BIN/rampartctl" --server "$grpc_at" \
+    --token-file "$work/admin.token" "$@"
 }
 loggen() {
   "$BIN/rampart-loggen" "$@"
@@ -199,6 +201,9 @@ allowlist:
   - cidr: 192.0.2.0/24
     comment: "office network (never banned)"
 EOF
+# The admin token rampartctl presents; the server makes it its "bootstrap"
+# admin token (docs/security.md). Mode 0600 or the server refuses it.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/admin.token")
 start_server "$work/server.yaml" "$work/server.log"
 server_ready() {
   kill -0 "$server_pid" 2>/dev/null || fail "rampart-server exited"

@@ -30,8 +30,8 @@
 #include "common/version.h"
 #include "server/app/server_app.h"
 #include "server/config/server_config.h"
-#include "server/http/http_probe.h"
 #include "server/core/admin_auth.h"
+#include "server/http/http_probe.h"
 
 namespace {
 
@@ -86,6 +86,9 @@ int HealthCheck(const rampart::server::ServerFlags& flags,
                  std::string(status.message()).c_str());
     return 1;
   }
+  return 0;
+}
+
 std::string TimeText(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }

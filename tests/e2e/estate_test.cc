@@ -130,17 +130,22 @@ struct Launcher {
   std::string server_bin = RAMPART_SERVER_BIN;
   std::string agent_bin = RAMPART_AGENT_BIN;
   std::string ctl_bin = RAMPARTCTL_BIN;
+  // Admin token (mode 0600): the server makes it its "bootstrap" admin
+  // token, rampartctl presents it (docs/security.md).
+  std::string token_file;
 
   std::vector<std::string> Server(const std::string& config) const {
-    return {server_bin, "--config", config};
+    return {server_bin, "--config", config, "--bootstrap-token-file",
+            token_file};
   }
   std::vector<std::string> Agent(const std::string& config) const {
     return {agent_bin, "run", "--config", config};
   }
   std::vector<std::string> Ctl(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv = {ctl_bin, "--server",
-                                     absl::StrCat(kServerIp, ":", kGrpcPort),
-                                     "--timeout", "5s"};
+    std::vector<std::string> argv = {
+        ctl_bin,     "--server", absl::StrCat(kServerIp, ":", kGrpcPort),
+        "--timeout", "5s",       "--token-file",
+        token_file};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -243,6 +248,10 @@ class Estate {
     if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
     work_ = tmpl;
     ::chmod(work_.c_str(), 0755);
+    launcher_.token_file = work_ + "/admin.token";
+    WriteFile(launcher_.token_file,
+              "e2e-admin-token-for-the-estate-test-0123456789\n");
+    ::chmod(launcher_.token_file.c_str(), 0600);
     RETURN_IF(MakeNs("hub"));
     RETURN_IF(HubCmd({"/usr/sbin/sysctl", "-qw", "net.ipv4.ip_forward=1"}));
     const std::vector<std::pair<std::string, std::string>> bridges = {
