@@ -14,9 +14,11 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
+#include "common/status_macros.h"
 #include "common/strings.h"
 #include "common/version.h"
 #include "ctl/channel.h"
@@ -225,7 +227,8 @@ std::string UnknownCommandWord(const CLI::App& root,
   const CLI::App* level = &root;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "--server" || arg == "--timeout") {
+    if (arg == "--server" || arg == "--timeout" || arg == "--token" ||
+        arg == "--token-file") {
       ++i;  // skip the value
       continue;
     }
@@ -255,7 +258,55 @@ struct GlobalFlags {
   std::string server;
   bool json = false;
   std::string timeout = "10s";
+  std::string token;
+  std::string token_file;
 };
+
+// A token as it may travel in gRPC metadata: 1-256 printable ASCII
+// characters without spaces.
+absl::Status CheckToken(std::string_view source, std::string_view token) {
+  if (token.empty() || token.size() > 256) {
+    return Usage(
+        absl::StrFormat("%s: the token must be 1-256 characters", source));
+  }
+  for (char c : token) {
+    if (c <= ' ' || c >= 0x7f) {
+      return Usage(absl::StrFormat(
+          "%s: the token may hold only printable ASCII without spaces",
+          source));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --token, else the first line of --token-file, else $RAMPART_TOKEN.
+absl::StatusOr<std::string> ResolveToken(const GlobalFlags& flags,
+                                         const CtlEnvironment& env) {
+  if (!flags.token.empty() && !flags.token_file.empty()) {
+    return Usage("give --token or --token-file, not both");
+  }
+  if (!flags.token.empty()) {
+    RETURN_IF_ERROR(CheckToken("--token", flags.token));
+    return flags.token;
+  }
+  if (!flags.token_file.empty()) {
+    std::ifstream in(flags.token_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      return Usage(
+          absl::StrFormat("--token-file: cannot read %s", flags.token_file));
+    }
+    std::string token(absl::StripAsciiWhitespace(line));
+    RETURN_IF_ERROR(CheckToken("--token-file", token));
+    return token;
+  }
+  if (!env.token.empty()) {
+    std::string token(absl::StripAsciiWhitespace(env.token));
+    RETURN_IF_ERROR(CheckToken("RAMPART_TOKEN", token));
+    return token;
+  }
+  return std::string();
+}
 
 // The parsed, validated invocation.
 struct Invocation {
@@ -362,6 +413,11 @@ CommandLine::CommandLine(const CtlEnvironment& env) : env_(env) {
                 "Print JSON (shapes in docs/rampartctl.md)");
   app_.add_option("--timeout", global_.timeout,
                   "Deadline of each call, e.g. 10s, 1m (default 10s)");
+  app_.add_option("--token", global_.token,
+                  "Admin API token (default: --token-file, else "
+                  "$RAMPART_TOKEN); visible in ps, prefer --token-file");
+  app_.add_option("--token-file", global_.token_file,
+                  "File whose first line is the admin API token");
   DefineCommands();
 }
 
@@ -1139,6 +1195,11 @@ std::variant<Invocation, int> CommandLine::Parse(
     return usage_error(timeout.status());
   }
   inv.context.timeout = *timeout;
+  absl::StatusOr<std::string> token = ResolveToken(global_, env_);
+  if (!token.ok()) {
+    return usage_error(token.status());
+  }
+  inv.context.token = *std::move(token);
   output_format_ = global_.json ? OutputFormat::kJson : OutputFormat::kTable;
   absl::StatusOr<Action> action = leaf->build();
   if (!action.ok()) {

@@ -24,6 +24,9 @@ struct CtlEnvironment {
   // $RAMPART_SERVER ("" if unset): the server when --server is not given
   // (default 127.0.0.1:7443 if both are missing).
   std::string server;
+  // $RAMPART_TOKEN ("" if unset): the admin token when neither --token nor
+  // --token-file is given.
+  std::string token;
   // "Now" for relative times and for --since DURATION; null = the real
   // clock. Not owned.
   const Clock* clock = nullptr;

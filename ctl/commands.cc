@@ -353,6 +353,13 @@ void AdminCommands::PrepareContext(grpc::ClientContext* context) const {
   // domain time, so the real clock is right here.
   context->set_deadline(std::chrono::system_clock::now() +
                         absl::ToChronoMilliseconds(context_.timeout));
+  AddCredentials(context);
+}
+
+void AdminCommands::AddCredentials(grpc::ClientContext* context) const {
+  if (!context_.token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + context_.token);
+  }
 }
 
 void AdminCommands::NoteTruncated(bool truncated,
@@ -395,6 +402,14 @@ int AdminCommands::ReportRpcError(std::string_view what,
     case grpc::StatusCode::NOT_FOUND:
       err_ << "not found: " << message << '\n';
       return kExitNotFound;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      err_ << "UNAUTHENTICATED: " << message
+           << " (give a token with --token-file, --token or RAMPART_TOKEN; "
+              "docs/security.md)\n";
+      return kExitDenied;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      err_ << "PERMISSION_DENIED: " << message << '\n';
+      return kExitDenied;
     default:
       err_ << CodeName(code) << ": " << message << '\n';
       return kExitError;
@@ -943,6 +958,7 @@ int AdminCommands::WatchAlerts(const v1::WatchAlertsRequest& request) {
   // No deadline: the stream is meant to stay open until the server ends it
   // (or the user interrupts rampartctl).
   grpc::ClientContext context;
+  AddCredentials(&context);
   std::unique_ptr<grpc::ClientReaderInterface<v1::WatchAlertsResponse>> reader =
       stub_.WatchAlerts(&context, request);
   if (context_.format == OutputFormat::kTable) {

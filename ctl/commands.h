@@ -40,6 +40,9 @@ struct CommandContext {
   // stub). Lets an UNAVAILABLE / DEADLINE_EXCEEDED status be told apart:
   // never connected (unreachable) or a server-side answer.
   grpc::Channel* channel = nullptr;
+  // Admin API bearer token sent as "authorization: Bearer <token>" on every
+  // call ("" = none; the server then answers UNAUTHENTICATED).
+  std::string token;
 };
 
 // How many items a list command fetches: pages are requested until `limit`
@@ -133,6 +136,8 @@ class AdminCommands {
   int ReportRpcError(std::string_view what, const grpc::Status& status);
   // Sets the per-call deadline (and, later, per-call credentials).
   void PrepareContext(grpc::ClientContext* context) const;
+  // Adds the bearer token (PrepareContext does it too).
+  void AddCredentials(grpc::ClientContext* context) const;
   absl::Time Now() const { return context_.clock->Now(); }
   // Writes a note such as "(first 1000 shown; use --limit)" to err.
   void NoteTruncated(bool truncated, const ListOptions& list) const;

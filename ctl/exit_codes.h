@@ -9,7 +9,7 @@ enum ExitCode : int {
   // The command did what was asked.
   kExitOk = 0,
   // The server rejected the call (INVALID_ARGUMENT, FAILED_PRECONDITION,
-  // ALREADY_EXISTS, PERMISSION_DENIED, ...), a call timed out on a reachable
+  // ALREADY_EXISTS, ...), a call timed out on a reachable
   // server (the outcome of a change is then unknown), the server answered
   // something malformed, or output could not be written.
   kExitError = 1,
@@ -24,6 +24,10 @@ enum ExitCode : int {
   // `import` committed, but some lines were rejected by the server (see the
   // per-line report).
   kExitPartial = 5,
+  // The server refused the caller: no, an unknown or a revoked token
+  // (UNAUTHENTICATED), or a role too weak for the command
+  // (PERMISSION_DENIED). Nothing was changed.
+  kExitDenied = 6,
 };
 
 }  // namespace rampart::ctl

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   if (const char* server = std::getenv("RAMPART_SERVER"); server != nullptr) {
     env.server = server;
   }
+  if (const char* token = std::getenv("RAMPART_TOKEN"); token != nullptr) {
+    env.token = token;
+  }
   env.in = &std::cin;
   return rampart::ctl::RunCtl(args, std::cout, std::cerr, env);
 }

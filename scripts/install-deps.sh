@@ -15,7 +15,8 @@ build_pkgs=(
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev clang-format
-  postgresql-15 fail2ban python3 iproute2 nftables procps ipset iptables
+  postgresql-15 fail2ban python3 python3-yaml iproute2 nftables procps ipset
+  iptables hydra curl
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -4,23 +4,34 @@
 //   rampart-server [--config FILE] [--listen HOST:PORT]
 //                  [--http-listen HOST:PORT] [--db sqlite:PATH|postgresql://..]
 //   rampart-server migrate [--config FILE] [--db ...]
+//   rampart-server healthcheck [--config FILE] [--http HOST:PORT] [--ready]
+//   rampart-server token create NAME --role admin|operator|read-only
+//                  [--config FILE] [--db ...]
+//   rampart-server token list [--config FILE] [--db ...]
+//   rampart-server token revoke NAME [--config FILE] [--db ...]
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (store, ports), 2 usage or
-// configuration error.
+// configuration error. healthcheck: 0 healthy, 1 not, 2 usage.
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "server/app/server_app.h"
 #include "server/config/server_config.h"
+#include "server/core/admin_auth.h"
+#include "server/http/http_probe.h"
 
 namespace {
 
@@ -38,7 +49,135 @@ void AddConfigFlags(CLI::App& app, rampart::server::ServerFlags& flags,
     app.add_option("--http-listen", flags.http_listen,
                    "HTTP address for /metrics, /healthz, /readyz (default "
                    "127.0.0.1:9443)");
+    app.add_option("--bootstrap-token-file", flags.bootstrap_token_file,
+                   "file holding the secret of the admin token "
+                   "\"bootstrap\" (admin.bootstrap_token_file)");
   }
+}
+
+// `rampart-server healthcheck`: GET /healthz (or /readyz) on the HTTP side
+// port named by --http, else by the configuration's http_listen (a wildcard
+// host is probed on loopback). The container HEALTHCHECK; no curl needed.
+int HealthCheck(const rampart::server::ServerFlags& flags,
+                const std::string& http, bool ready, int timeout_seconds) {
+  rampart::server::HostPort target;
+  if (!http.empty()) {
+    auto parsed = rampart::server::ParseHostPort(http);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "rampart-server healthcheck: --http: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      return 2;
+    }
+    target = *parsed;
+  } else {
+    auto config = rampart::server::ResolveServerConfig(flags);
+    if (!config.ok()) {
+      std::fprintf(stderr, "rampart-server healthcheck: %s\n",
+                   std::string(config.status().message()).c_str());
+      return 2;
+    }
+    target = config->http_listen;
+  }
+  const absl::Status status = rampart::server::ProbeHttp(
+      rampart::server::ProbeHostFor(target.host), target.port,
+      ready ? "/readyz" : "/healthz", absl::Seconds(timeout_seconds));
+  if (!status.ok()) {
+    std::fprintf(stderr, "rampart-server healthcheck: %s\n",
+                 std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+std::string TimeText(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+// `rampart-server token ...`: works on the database directly (like
+// migrate), so the first admin token can exist before the server runs.
+int RunToken(const rampart::server::ServerFlags& flags, const std::string& verb,
+             const std::string& name, const std::string& role_text) {
+  using namespace rampart::server;
+  auto config = ResolveServerConfig(flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "rampart-server: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+  auto store = OpenStore(config->database);
+  if (!store.ok()) {
+    std::fprintf(stderr, "rampart-server token: %s: %s\n",
+                 config->database.ToLogString().c_str(),
+                 std::string(store.status().message()).c_str());
+    return 1;
+  }
+  AdminAuthenticator auth(AdminAuthenticator::Options{}, **store,
+                          rampart::RealClock::Get());
+  // Token changes are audited like admin API changes (the name is validated
+  // to [A-Za-z0-9._-], the role is one of three words: both JSON-safe).
+  const auto audit = [&](const char* action, std::string before,
+                         std::string after) {
+    CommitRecord record;
+    record.audit.push_back(AuditRecord{
+        .time = rampart::RealClock::Get().Now(),
+        .actor = absl::StrFormat("local:uid=%d", static_cast<int>(getuid())),
+        .action = action,
+        .target = name,
+        .before = std::move(before),
+        .after = std::move(after)});
+    if (absl::Status s = (*store)->Commit(record); !s.ok()) {
+      std::fprintf(stderr, "rampart-server token: audit record: %s\n",
+                   std::string(s.message()).c_str());
+    }
+  };
+  const auto fail = [&](const absl::Status& s) {
+    std::fprintf(stderr, "rampart-server token %s: %s\n", verb.c_str(),
+                 std::string(s.message()).c_str());
+    return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  };
+  if (verb == "create") {
+    std::optional<AdminRole> role = ParseRole(role_text);
+    if (!role) {
+      std::fprintf(stderr,
+                   "rampart-server token create: --role must be admin, "
+                   "operator or read-only\n");
+      return 2;
+    }
+    auto created = auth.CreateToken(name, *role);
+    if (!created.ok()) {
+      return fail(created.status());
+    }
+    audit("token.create", "",
+          absl::StrFormat(R"({"name":"%s","role":"%s"})", name, role_text));
+    // The secret on stdout (once, for scripts); the rest on stderr.
+    std::printf("%s\n", created->secret.c_str());
+    std::fprintf(stderr,
+                 "rampart-server token create: token \"%s\" (%s) created; "
+                 "the secret above is shown only now\n",
+                 name.c_str(), role_text.c_str());
+    return 0;
+  }
+  if (verb == "revoke") {
+    if (absl::Status s = auth.RevokeToken(name); !s.ok()) {
+      return fail(s);
+    }
+    audit("token.revoke", absl::StrFormat(R"({"name":"%s"})", name), "");
+    std::fprintf(stderr, "rampart-server token revoke: token \"%s\" revoked\n",
+                 name.c_str());
+    return 0;
+  }
+  auto tokens = auth.ListTokens();
+  if (!tokens.ok()) {
+    return fail(tokens.status());
+  }
+  std::printf("%-24s %-10s %-21s %s\n", "NAME", "ROLE", "CREATED", "REVOKED");
+  for (const ApiToken& t : *tokens) {
+    std::printf("%-24s %-10s %-21s %s\n", t.name.c_str(),
+                std::string(RoleName(t.role)).c_str(),
+                TimeText(t.created).c_str(),
+                t.revoked ? TimeText(*t.revoked).c_str() : "-");
+  }
+  return 0;
 }
 
 }  // namespace
@@ -55,6 +194,41 @@ int main(int argc, char** argv) {
   CLI::App* migrate = app.add_subcommand(
       "migrate", "apply pending database migrations and exit");
   AddConfigFlags(*migrate, migrate_flags, /*listen_flags=*/false);
+  ServerFlags health_flags;
+  std::string health_http;
+  bool health_ready = false;
+  int health_timeout = 3;
+  CLI::App* health = app.add_subcommand(
+      "healthcheck",
+      "GET /healthz on the HTTP port; exit 0 if it answers 200, else 1");
+  health->add_option("--config", health_flags.config,
+                     "take the address from this file's server.http_listen");
+  health->add_option("--http", health_http,
+                     "HOST:PORT to probe (default: http_listen of --config, "
+                     "127.0.0.1:9443)");
+  health->add_flag("--ready", health_ready,
+                   "probe /readyz (store reachable, not draining) instead");
+  health->add_option("--timeout", health_timeout, "seconds, 1..60")
+      ->check(CLI::Range(1, 60))
+      ->default_str("3");
+  ServerFlags token_flags;
+  CLI::App* token = app.add_subcommand(
+      "token", "manage admin API tokens in the database and exit");
+  token->require_subcommand(1);
+  std::string token_name;
+  std::string token_role;
+  CLI::App* token_create = token->add_subcommand(
+      "create", "create a token and print its secret once");
+  token_create->add_option("name", token_name, "token name ([A-Za-z0-9._-])")
+      ->required();
+  token_create->add_option("--role", token_role, "admin, operator or read-only")
+      ->required();
+  CLI::App* token_list = token->add_subcommand("list", "list tokens");
+  CLI::App* token_revoke = token->add_subcommand("revoke", "revoke a token");
+  token_revoke->add_option("name", token_name, "token name")->required();
+  for (CLI::App* sub : {token_create, token_list, token_revoke}) {
+    AddConfigFlags(*sub, token_flags, /*listen_flags=*/false);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -62,6 +236,25 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  }
+
+  if (health->parsed()) {
+    if (!health_flags.config) {
+      health_flags.config = flags.config;
+    }
+    return HealthCheck(health_flags, health_http, health_ready, health_timeout);
+  }
+  if (token->parsed()) {
+    if (!token_flags.config) {
+      token_flags.config = flags.config;
+    }
+    if (!token_flags.db) {
+      token_flags.db = flags.db;
+    }
+    const std::string verb = token_create->parsed()   ? "create"
+                             : token_revoke->parsed() ? "revoke"
+                                                      : "list";
+    return RunToken(token_flags, verb, token_name, token_role);
   }
 
   if (migrate->parsed()) {

@@ -133,22 +133,37 @@ void ServerClient::Run() {
       }
     }
     bool welcomed = false;
+    uint64_t acked_before = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      acked_before = stats_.batches_acked;
+      retry_after_ = absl::ZeroDuration();
+    }
+    const absl::Time started = clock_.Now();
     RunStream(options_.servers[index], &welcomed);
+    bool healthy = false;
+    absl::Duration retry_after;
     {
       absl::MutexLock lock(&mu_);
       if (welcomed) {
         unreachable_since_ = clock_.Now();
+        healthy = stats_.batches_acked > acked_before ||
+                  clock_.Now() - started >= options_.healthy_stream_after;
+        ++(healthy ? stats_.healthy_streams_ended
+                   : stats_.unhealthy_streams_ended);
       }
+      retry_after = retry_after_;
       if (stop_) {
         return;
       }
     }
-    if (welcomed) {
+    if (healthy) {
       backoff_.Reset();
-    } else {
+    }
+    if (!welcomed) {
       index = (index + 1) % options_.servers.size();
     }
-    if (!WaitFor(backoff_.Next())) {
+    if (!WaitFor(std::max(backoff_.Next(), retry_after))) {
       return;
     }
   }
@@ -394,6 +409,15 @@ void ServerClient::ReadLoop(
       case v1::ServerMessage::kNotice:
         RAMPART_LOG(Info) << "server notice " << m.notice().code() << ": "
                           << m.notice().message();
+        if (m.notice().has_retry_after()) {
+          // Hostile input: clamped to [0, 10 min].
+          const absl::Duration d =
+              std::clamp(FromProto(m.notice().retry_after()),
+                         absl::ZeroDuration(), absl::Minutes(10));
+          absl::MutexLock lock(&mu_);
+          retry_after_ = d;
+          stats_.last_retry_after = d;
+        }
         break;
       default:
         break;

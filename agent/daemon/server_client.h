@@ -101,6 +101,12 @@ struct ServerClientOptions {
   absl::Duration heartbeat_interval = absl::Seconds(15);
   // Until PolicyHint says otherwise. Default 32.
   uint32_t max_unacked_batches = 32;
+  // A welcomed connection that ends resets the backoff only if it was
+  // healthy: at least one batch acknowledged on it, or open this long.
+  // Otherwise (e.g. the server welcomes, then ends the stream because its
+  // database is down) the backoff keeps growing instead of reconnecting at
+  // backoff_min forever. Default 60s.
+  absl::Duration healthy_stream_after = absl::Seconds(60);
   // A connection that gets no Welcome within this is abandoned. Default 30s.
   absl::Duration welcome_timeout = absl::Seconds(30);
   // Called from the client's threads; all optional.
@@ -120,6 +126,12 @@ struct ServerClientStats {
   uint64_t deltas_applied = 0;
   uint64_t apply_errors = 0;
   uint64_t resyncs_requested = 0;  // streams cancelled for a delta gap
+  // Welcomed streams that ended healthy (backoff reset) or not (backoff
+  // kept growing), see ServerClientOptions::healthy_stream_after.
+  uint64_t healthy_streams_ended = 0;
+  uint64_t unhealthy_streams_ended = 0;
+  // The last Notice.retry_after honoured (zero: none yet).
+  absl::Duration last_retry_after = absl::ZeroDuration();
   // The address of the current (or last) connection attempt.
   std::string server;
 };
@@ -206,6 +218,8 @@ class ServerClient {
   std::set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::AgentMessage> outbox_ ABSL_GUARDED_BY(mu_);
   bool report_local_ ABSL_GUARDED_BY(mu_) = false;
+  // Notice.retry_after of this connection (zero: none), at most 10 min.
+  absl::Duration retry_after_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
   // Across connections.
   std::optional<absl::Time> unreachable_since_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);

@@ -120,5 +120,23 @@ absl::StatusOr<std::vector<AuditRecord>> InstrumentedStore::ListAudit(
   Op op(*this, "list_audit");
   return op.Done(inner_.ListAudit(since, limit));
 }
+absl::Status InstrumentedStore::PutApiToken(const ApiToken& token) {
+  Op op(*this, "put_api_token");
+  return op.Done(inner_.PutApiToken(token));
+}
+absl::StatusOr<std::optional<ApiToken>> InstrumentedStore::FindApiToken(
+    std::string_view hash) {
+  Op op(*this, "find_api_token");
+  return op.Done(inner_.FindApiToken(hash));
+}
+absl::StatusOr<std::vector<ApiToken>> InstrumentedStore::ListApiTokens() {
+  Op op(*this, "list_api_tokens");
+  return op.Done(inner_.ListApiTokens());
+}
+absl::Status InstrumentedStore::RevokeApiToken(std::string_view name,
+                                               absl::Time at) {
+  Op op(*this, "revoke_api_token");
+  return op.Done(inner_.RevokeApiToken(name, at));
+}
 
 }  // namespace rampart::server

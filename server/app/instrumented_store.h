@@ -49,6 +49,11 @@ class InstrumentedStore final : public Store {
       absl::Time since, size_t limit) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
+  absl::Status PutApiToken(const ApiToken& token) override;
+  absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) override;
+  absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override;
+  absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
 
  private:
   class Op;

@@ -1,5 +1,10 @@
 #include "server/app/server_app.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,9 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -22,9 +30,11 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/app/instrumented_store.h"
+#include "server/core/admin_auth.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
 #include "server/core/ingest_pipeline.h"
+#include "server/core/protected_addresses.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/agent_service.h"
 #include "server/http/http_endpoint.h"
@@ -72,6 +82,58 @@ absl::Status LoadDistributor(Store& store, const DurableState& state,
 
 }  // namespace
 
+// The server's own addresses: the listen address and every interface
+// address (never banned; docs/security.md "Abuse limits").
+std::vector<IpPrefix> OwnPrefixes(const ServerConfig& config) {
+  std::vector<IpPrefix> out;
+  if (std::optional<IpAddress> ip = config.listen.ip();
+      ip && !(ip->is_v4() ? *ip == *IpAddress::Parse("0.0.0.0")
+                          : *ip == *IpAddress::Parse("::"))) {
+    out.push_back(IpPrefix::Host(*ip));
+  }
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr) {
+        continue;
+      }
+      char text[64] = {};
+      if (i->ifa_addr->sa_family == AF_INET) {
+        inet_ntop(AF_INET,
+                  &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, text,
+                  sizeof(text));
+      } else if (i->ifa_addr->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6,
+                  &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                  text, sizeof(text));
+      } else {
+        continue;
+      }
+      if (std::optional<IpAddress> ip = IpAddress::Parse(text)) {
+        out.push_back(IpPrefix::Host(*ip));
+      }
+    }
+    freeifaddrs(list);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return file_util::ErrnoStatus(errno, "admin.bootstrap_token_file: stat",
+                                  path);
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "admin.bootstrap_token_file %s is readable by group or others "
+        "(chmod 600 it)",
+        path));
+  }
+  ASSIGN_OR_RETURN(std::string text, file_util::ReadFileBounded(path, 4096));
+  return std::string(absl::StripAsciiWhitespace(text));
+}
+
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const DatabaseTarget& target) {
   if (target.kind == DatabaseTarget::Kind::kPostgres) {
     ASSIGN_OR_RETURN(auto store,
@@ -95,9 +157,11 @@ struct ServerApp::Impl {
   std::unique_ptr<Store> raw_store;
   std::unique_ptr<InstrumentedStore> store;
   std::unique_ptr<BanDistributor> distributor;
+  std::unique_ptr<ProtectedAddresses> protect;
   std::unique_ptr<Correlator> correlator;
   std::unique_ptr<IngestPipeline> pipeline;
   std::unique_ptr<AgentService> agent_service;
+  std::unique_ptr<AdminAuthenticator> authenticator;
   std::unique_ptr<AdminService> admin_service;
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<HttpEndpoint> http;
@@ -128,8 +192,20 @@ absl::Status ServerApp::Impl::Start() {
 
   distributor = std::make_unique<BanDistributor>(
       MakeBanDistributorOptions(config), clock);
-  ASSIGN_OR_RETURN(correlator, Correlator::Create(MakeCorrelatorOptions(config),
-                                                  *store, clock, *distributor));
+  protect = std::make_unique<ProtectedAddresses>(OwnPrefixes(config));
+  {
+    std::string own;
+    for (const IpPrefix& p : protect->fixed()) {
+      absl::StrAppend(&own, own.empty() ? "" : ", ", p.ToString());
+    }
+    RAMPART_LOG(Info) << "never banned (own addresses): " << own;
+  }
+  CorrelatorOptions correlator_options = MakeCorrelatorOptions(config);
+  correlator_options.agent_new_bans_per_minute =
+      config.limits.agent_new_bans_per_minute;
+  correlator_options.protected_addresses = protect.get();
+  ASSIGN_OR_RETURN(correlator, Correlator::Create(correlator_options, *store,
+                                                  clock, *distributor));
   {
     ASSIGN_OR_RETURN(DurableState state, store->LoadState(clock.Now()));
     RETURN_IF_ERROR(LoadDistributor(
@@ -152,17 +228,17 @@ absl::Status ServerApp::Impl::Start() {
       .heartbeat_timeout = config.limits.heartbeat_timeout,
       .max_outbound_messages =
           static_cast<size_t>(config.limits.agent_send_queue),
+      .max_events_per_batch = config.limits.max_events_per_batch,
+      .rate = {.events_per_second =
+                   static_cast<double>(config.limits.agent_events_per_second),
+               .burst = static_cast<double>(config.limits.agent_events_burst)},
   };
-  agent_service = std::make_unique<AgentService>(agent_options, *distributor,
-                                                 *pipeline, clock, registry);
+  agent_service = std::make_unique<AgentService>(
+      agent_options, *distributor, *pipeline, clock, registry, protect.get());
 
   AdminServiceOptions admin_options;
   admin_options.queries.policy = config.policy;
-  std::vector<IpPrefix> self;
-  if (config.listen.ip()) {
-    self.push_back(IpPrefix::Host(*config.listen.ip()));
-  }
-  admin_options.queries.self_prefixes = std::move(self);
+  admin_options.queries.protect = protect.get();
   ServerFacts facts;
   facts.status = [this] {
     StatusFacts s;
@@ -179,9 +255,25 @@ absl::Status ServerApp::Impl::Start() {
     return s;
   };
   facts.agents = [this] { return agent_service->KnownAgents(); };
-  admin_service = std::make_unique<AdminService>(admin_options, *correlator,
-                                                 *store, *distributor, clock,
-                                                 registry, std::move(facts));
+  authenticator = std::make_unique<AdminAuthenticator>(
+      AdminAuthenticator::Options{}, *store, clock);
+  if (!config.admin.bootstrap_token_file.empty()) {
+    ASSIGN_OR_RETURN(std::string secret,
+                     ReadTokenFile(config.admin.bootstrap_token_file));
+    if (absl::Status s =
+            authenticator->EnsureToken("bootstrap", AdminRole::kAdmin, secret);
+        !s.ok()) {
+      return absl::Status(
+          s.code(),
+          absl::StrFormat("admin.bootstrap_token_file %s: %s",
+                          config.admin.bootstrap_token_file, s.message()));
+    }
+    RAMPART_LOG(Info) << "admin token \"bootstrap\" (role admin) from "
+                      << config.admin.bootstrap_token_file;
+  }
+  admin_service = std::make_unique<AdminService>(
+      admin_options, *correlator, *store, *distributor, clock, registry,
+      *authenticator, std::move(facts));
   pipeline->SetCommitObserver([this](const IngestResult& result) {
     if (result.alerts > 0) {
       admin_service->NotifyAlerts();
@@ -233,6 +325,21 @@ absl::Status ServerApp::Impl::Start() {
 }
 
 void ServerApp::Impl::RegisterCollectors() {
+  registry.AddCollector(
+      "rampart_correlator_bans_withheld_total",
+      "Automatic bans the abuse limits withheld, by reason: capped (one "
+      "agent's evidence alone exceeded limits.agent_new_bans_per_minute), "
+      "protected (a server, agent or loopback address), broad (wider than "
+      "/16 IPv4 or /32 IPv6).",
+      metrics::Type::kCounter, [this](std::vector<metrics::Sample>& out) {
+        const DetectorStats s = correlator->abuse_stats();
+        out.push_back(
+            {{{"reason", "capped"}}, static_cast<double>(s.bans_capped)});
+        out.push_back({{{"reason", "protected"}},
+                       static_cast<double>(s.bans_refused_protected)});
+        out.push_back(
+            {{{"reason", "broad"}}, static_cast<double>(s.bans_refused_broad)});
+      });
   registry.AddCollector(
       "rampart_active_bans", "Bans in force now.", metrics::Type::kGauge,
       [this](std::vector<metrics::Sample>& out) {

@@ -115,12 +115,17 @@ constexpr Key<Limits> kLimitsKeys[] = {
     {"keepalive_timeout", &Limits::keepalive_timeout, 1, 300},
     {"keepalive_min_agent_interval", &Limits::keepalive_min_agent_interval, 1,
      3600},
+    {"agent_events_per_second", &Limits::agent_events_per_second, 1, 1'000'000},
+    {"agent_events_burst", &Limits::agent_events_burst, 1, 10'000'000},
+    {"agent_new_bans_per_minute", &Limits::agent_new_bans_per_minute, 1,
+     100'000},
 };
 
 constexpr std::string_view kRootKeys[] = {
     "server",       "policy", "allowlist", "retention", "housekeeping_interval",
-    "distribution", "limits",
+    "distribution", "limits", "admin",
 };
+constexpr std::string_view kAdminKeys[] = {"bootstrap_token_file"};
 constexpr std::string_view kServerKeys[] = {"listen", "http_listen", "db"};
 constexpr std::string_view kAllowKeys[] = {"cidr", "expires", "comment"};
 
@@ -663,6 +668,12 @@ class ConfigReader {
             ReadSection(f.value, kDistributionKeys, &config.distribution));
       } else if (f.key == "limits") {
         RETURN_IF_ERROR(ReadSection(f.value, kLimitsKeys, &config.limits));
+      } else if (f.key == "admin") {
+        ASSIGN_OR_RETURN(const std::vector<Field> admin_fields,
+                         ReadMapping(f.value, kAdminKeys));
+        for (const Field& a : admin_fields) {
+          ASSIGN_OR_RETURN(config.admin.bootstrap_token_file, String(a.value));
+        }
       }
     }
     if (absl::Status s = CheckListenPair(config.listen, config.http_listen);
@@ -1643,6 +1654,9 @@ absl::Status ApplyFlagOverrides(const ServerFlags& flags,
   config->listen = std::move(listen);
   config->http_listen = std::move(http_listen);
   config->database = std::move(database);
+  if (flags.bootstrap_token_file) {
+    config->admin.bootstrap_token_file = *flags.bootstrap_token_file;
+  }
   return absl::OkStatus();
 }
 
@@ -1712,6 +1726,10 @@ std::string ServerConfigToYaml(const ServerConfig& config) {
                           FormatConfigDuration(config.housekeeping_interval));
   WriteSection("distribution", kDistributionKeys, config.distribution, &yaml);
   WriteSection("limits", kLimitsKeys, config.limits, &yaml);
+  if (!config.admin.bootstrap_token_file.empty()) {
+    yaml += absl::StrFormat("admin:\n  bootstrap_token_file: %s\n",
+                            Quote(config.admin.bootstrap_token_file));
+  }
   return yaml;
 }
 
@@ -1735,6 +1753,9 @@ std::vector<std::string> ServerConfigKeys() {
   }
   for (const Key<Limits>& k : kLimitsKeys) {
     keys.push_back(absl::StrFormat("limits.%s", k.name));
+  }
+  for (std::string_view k : kAdminKeys) {
+    keys.push_back(absl::StrFormat("admin.%s", k));
   }
   return keys;
 }

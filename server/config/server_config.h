@@ -203,8 +203,32 @@ struct ServerConfig {
     // pings end the connection. Must stay below the agents' keepalive (30s).
     // 1s..1h.
     absl::Duration keepalive_min_agent_interval = absl::Seconds(10);
+    // limits.agent_events_per_second / limits.agent_events_burst: token
+    // bucket per agent id (all its streams together). A batch that finds too
+    // few tokens is refused with RESOURCE_EXHAUSTED (the agent keeps it and
+    // resends later); other agents are unaffected. 1..10^6 / 1..10^7.
+    int agent_events_per_second = 5000;
+    int agent_events_burst = 50'000;
+    // limits.agent_new_bans_per_minute: most new automatic bans one agent's
+    // evidence alone may cause per minute (bans corroborated by another
+    // agent do not count); beyond it no ban is made, a warning is logged and
+    // rampart_correlator_bans_withheld_total{reason="capped"} counts it.
+    // 1..100000.
+    int agent_new_bans_per_minute = 60;
   };
   Limits limits;
+
+  // --- admin: ---------------------------------------------------------------
+  struct Admin {
+    // admin.bootstrap_token_file: a file holding one admin API token secret
+    // (32+ characters of [A-Za-z0-9._~+/=-], surrounding blanks ignored). At
+    // start-up the server makes it the admin token named "bootstrap"
+    // (replacing an older bootstrap token). The file must not be readable
+    // by group or others. Empty: none (create tokens with
+    // `rampart-server token create`).
+    std::string bootstrap_token_file;
+  };
+  Admin admin;
 };
 
 // Parses and validates a YAML config document. `source_name` (usually the
@@ -237,6 +261,8 @@ struct ServerFlags {
   std::optional<std::string> listen;       // --listen HOST:PORT
   std::optional<std::string> http_listen;  // --http-listen HOST:PORT
   std::optional<std::string> db;           // --db sqlite:PATH|postgresql://...
+  // --bootstrap-token-file PATH (admin.bootstrap_token_file)
+  std::optional<std::string> bootstrap_token_file;
 };
 
 // Validates every set override in `flags` (`flags.config` is ignored) and,

@@ -577,6 +577,11 @@ std::optional<std::string> AdminQueries::SelfOverlap(
       return absl::StrFormat("the server's own prefix %s", CidrText(p));
     }
   }
+  if (options_.protect != nullptr) {
+    if (std::optional<std::string> why = options_.protect->Overlap(prefix)) {
+      return why;
+    }
+  }
   for (const AgentFacts& a : AgentFactsNow()) {
     for (const IpAddress& ip : a.host_addresses) {
       if (prefix.Contains(ip)) {
@@ -902,7 +907,8 @@ absl::StatusOr<BanDetail> AdminQueries::GetBanByTarget(
 
 absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
     const IpPrefix& prefix, std::optional<absl::Duration> duration,
-    std::string reason, std::string actor, bool allow_broad, BanOrigin origin) {
+    std::string reason, std::string actor, bool allow_broad, BanOrigin origin,
+    std::string peer) {
   if (!allow_broad && IsBroadPrefix(prefix)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s is broader than /%d; set allow_broad_prefix to ban it",
@@ -919,8 +925,9 @@ absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
     }
   }
   const uint64_t revision_before = correlator_.revision();
-  absl::StatusOr<Ban> ban = correlator_.AddBan(
-      prefix, duration, std::move(reason), std::move(actor), origin);
+  absl::StatusOr<Ban> ban =
+      correlator_.AddBan(prefix, duration, std::move(reason), std::move(actor),
+                         origin, std::move(peer));
   if (!ban.ok()) {
     if (ban.status().code() == absl::StatusCode::kAlreadyExists && before) {
       // Already banned at least as long: nothing to change.
@@ -943,18 +950,22 @@ absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
       .ban = std::move(*ban), .revision = revision, .created = created};
 }
 
-absl::StatusOr<RemoveBanOutcome> AdminQueries::RemoveBanById(
-    uint64_t id, std::string reason, std::string actor) {
+absl::StatusOr<RemoveBanOutcome> AdminQueries::RemoveBanById(uint64_t id,
+                                                             std::string reason,
+                                                             std::string actor,
+                                                             std::string peer) {
   for (const Ban& b : correlator_.ActiveBans()) {
     if (b.id == id) {
-      return RemoveBanByPrefix(b.prefix, std::move(reason), std::move(actor));
+      return RemoveBanByPrefix(b.prefix, std::move(reason), std::move(actor),
+                               std::move(peer));
     }
   }
   return absl::NotFoundError(absl::StrFormat("no active ban with id %d", id));
 }
 
 absl::StatusOr<RemoveBanOutcome> AdminQueries::RemoveBanByPrefix(
-    const IpPrefix& prefix, std::string reason, std::string actor) {
+    const IpPrefix& prefix, std::string reason, std::string actor,
+    std::string peer) {
   std::optional<Ban> before;
   std::vector<std::string> covering;
   for (Ban& b : correlator_.ActiveBans()) {
@@ -966,8 +977,8 @@ absl::StatusOr<RemoveBanOutcome> AdminQueries::RemoveBanByPrefix(
     }
   }
   const uint64_t revision_before = correlator_.revision();
-  absl::StatusOr<Ban> removed =
-      correlator_.RemoveBan(prefix, std::move(reason), std::move(actor));
+  absl::StatusOr<Ban> removed = correlator_.RemoveBan(
+      prefix, std::move(reason), std::move(actor), std::move(peer));
   if (!removed.ok()) {
     if (removed.status().code() == absl::StatusCode::kNotFound &&
         !covering.empty()) {
@@ -1012,7 +1023,8 @@ uint64_t AdminQueries::AllowId(const IpPrefix& prefix) {
 
 absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
     const IpPrefix& prefix, std::optional<absl::Duration> duration,
-    std::string comment, bool remove_covering, std::string actor) {
+    std::string comment, bool remove_covering, std::string actor,
+    std::string peer) {
   const absl::Time now = clock_.Now();
   for (const AllowEntry& a : Allowlist(/*include_expired=*/false)) {
     if (a.prefix == prefix) {
@@ -1038,7 +1050,7 @@ absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
   if (duration) {
     entry.expires = now + *duration;
   }
-  RETURN_IF_ERROR(correlator_.AddAllow(entry, actor));
+  RETURN_IF_ERROR(correlator_.AddAllow(entry, actor, peer));
   AddAllowOutcome out;
   out.entry = entry;
   for (const AllowEntry& a : correlator_.Allowlist()) {
@@ -1048,7 +1060,8 @@ absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
   }
   for (const Ban& b : lift) {
     absl::StatusOr<RemoveBanOutcome> r = RemoveBanByPrefix(
-        b.prefix, absl::StrFormat("allowlisted %s", CidrText(prefix)), actor);
+        b.prefix, absl::StrFormat("allowlisted %s", CidrText(prefix)), actor,
+        peer);
     if (r.ok()) {
       out.revision = r->revision;
       out.removed_bans.push_back(std::move(r->ban));
@@ -1064,7 +1077,7 @@ absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
 }
 
 absl::StatusOr<AllowEntry> AdminQueries::RemoveAllowByPrefix(
-    const IpPrefix& prefix, std::string actor) {
+    const IpPrefix& prefix, std::string actor, std::string peer) {
   std::optional<AllowEntry> before;
   for (AllowEntry& a : correlator_.Allowlist()) {
     if (a.prefix == prefix) {
@@ -1075,15 +1088,17 @@ absl::StatusOr<AllowEntry> AdminQueries::RemoveAllowByPrefix(
     return absl::NotFoundError(
         absl::StrFormat("%s is not in the allowlist", CidrText(prefix)));
   }
-  RETURN_IF_ERROR(correlator_.RemoveAllow(prefix, std::move(actor)));
+  RETURN_IF_ERROR(
+      correlator_.RemoveAllow(prefix, std::move(actor), std::move(peer)));
   return *before;
 }
 
 absl::StatusOr<AllowEntry> AdminQueries::RemoveAllowById(uint64_t id,
-                                                         std::string actor) {
+                                                         std::string actor,
+                                                         std::string peer) {
   for (const AllowEntry& a : correlator_.Allowlist()) {
     if (AllowId(a.prefix) == id) {
-      return RemoveAllowByPrefix(a.prefix, std::move(actor));
+      return RemoveAllowByPrefix(a.prefix, std::move(actor), std::move(peer));
     }
   }
   return absl::NotFoundError(
@@ -1523,7 +1538,8 @@ ExportSnapshot AdminQueries::Snapshot() const {
 }
 
 absl::StatusOr<ImportSummary> AdminQueries::ApplyImport(
-    std::vector<ImportLine> lines, bool dry_run, std::string actor) {
+    std::vector<ImportLine> lines, bool dry_run, std::string actor,
+    std::string peer) {
   const absl::Time now = clock_.Now();
   absl::flat_hash_map<IpPrefix, Ban> active;
   for (Ban& b : correlator_.ActiveBans()) {
@@ -1570,8 +1586,9 @@ absl::StatusOr<ImportSummary> AdminQueries::ApplyImport(
       const auto before = active.find(line.prefix);
       // Ban ids are > 0, so 0 means "no active ban of the prefix".
       const uint64_t before_id = before == active.end() ? 0 : before->second.id;
-      absl::StatusOr<Ban> ban = correlator_.AddBan(
-          line.prefix, line.duration, line.reason, actor, BanOrigin::kImport);
+      absl::StatusOr<Ban> ban =
+          correlator_.AddBan(line.prefix, line.duration, line.reason, actor,
+                             BanOrigin::kImport, peer);
       if (ban.ok()) {
         committed = true;
         line.ban_id = ban->id;

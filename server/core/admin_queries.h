@@ -42,6 +42,7 @@
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
 #include "server/core/policy.h"
+#include "server/core/protected_addresses.h"
 #include "server/core/records.h"
 #include "server/store/store.h"
 
@@ -102,6 +103,9 @@ struct AdminQueriesOptions {
   // overlapping them are refused (agents' Hello addresses are added from
   // ServerFacts::agents).
   std::vector<IpPrefix> self_prefixes;
+  // Also never banned, if set (agents' peer addresses, loopback, the
+  // server's interfaces). Not owned; must outlive the AdminQueries.
+  const ProtectedAddresses* protect = nullptr;
   // Most events one report or status count reads; beyond it the result
   // covers the oldest part of the period only and is marked truncated.
   size_t max_scan_events = 5'000'000;
@@ -414,15 +418,19 @@ class AdminQueries {
                                        std::optional<absl::Duration> duration,
                                        std::string reason, std::string actor,
                                        bool allow_broad,
-                                       BanOrigin origin = BanOrigin::kManual);
+                                       BanOrigin origin = BanOrigin::kManual,
+                                       std::string peer = "");
   // Lifts the active ban with this id / exact prefix. NotFound (naming any
   // covering bans) if there is none.
+  // `peer` (all mutations): the admin connection's peer, for the audit log.
   absl::StatusOr<RemoveBanOutcome> RemoveBanById(uint64_t id,
                                                  std::string reason,
-                                                 std::string actor);
+                                                 std::string actor,
+                                                 std::string peer = "");
   absl::StatusOr<RemoveBanOutcome> RemoveBanByPrefix(const IpPrefix& prefix,
                                                      std::string reason,
-                                                     std::string actor);
+                                                     std::string actor,
+                                                     std::string peer = "");
 
   // Allowlist entries ordered by prefix (lapsed ones only if asked).
   std::vector<AllowEntry> Allowlist(bool include_expired) const;
@@ -432,11 +440,14 @@ class AdminQueries {
   // and !remove_covering.
   absl::StatusOr<AddAllowOutcome> AddAllow(
       const IpPrefix& prefix, std::optional<absl::Duration> duration,
-      std::string comment, bool remove_covering, std::string actor);
+      std::string comment, bool remove_covering, std::string actor,
+      std::string peer = "");
   // Removes the entry of exactly `prefix` / with AllowId() == id. NotFound.
   absl::StatusOr<AllowEntry> RemoveAllowByPrefix(const IpPrefix& prefix,
-                                                 std::string actor);
-  absl::StatusOr<AllowEntry> RemoveAllowById(uint64_t id, std::string actor);
+                                                 std::string actor,
+                                                 std::string peer = "");
+  absl::StatusOr<AllowEntry> RemoveAllowById(uint64_t id, std::string actor,
+                                             std::string peer = "");
   // Stable id of an allowlist entry (a 63-bit hash of its prefix; the
   // domain keys entries by prefix), > 0.
   static uint64_t AllowId(const IpPrefix& prefix);
@@ -477,7 +488,8 @@ class AdminQueries {
   // Unavailable if the store fails before anything was committed; a later
   // failure marks the remaining lines as errors.
   absl::StatusOr<ImportSummary> ApplyImport(std::vector<ImportLine> lines,
-                                            bool dry_run, std::string actor);
+                                            bool dry_run, std::string actor,
+                                            std::string peer = "");
 
   // Policy dry run (ReplayPolicies with the live allowlist) over [from, to).
   // ResourceExhausted while another dry run is running.

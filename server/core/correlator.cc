@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -73,10 +74,48 @@ absl::StatusOr<std::unique_ptr<Correlator>> Correlator::Create(
   return c;
 }
 
+void Correlator::WarnAboutLimitsLocked(const DetectorStats& before,
+                                       absl::Time now) {
+  const DetectorStats& after = detector_->stats();
+  // At most one warning of each kind per minute: a flood must not flood the
+  // log too.
+  if (after.bans_capped > before.bans_capped &&
+      now - last_cap_warning_ >= absl::Minutes(1)) {
+    last_cap_warning_ = now;
+    RAMPART_LOG(Warning)
+        << "ALERT: agent " << after.last_capped_agent
+        << " alone caused more than " << options_.agent_new_bans_per_minute
+        << " new bans in a minute; further bans from its evidence alone are "
+           "withheld (limits.agent_new_bans_per_minute; "
+           "rampart_correlator_bans_withheld_total). A compromised or "
+           "misconfigured agent?";
+  }
+  if (after.bans_refused_protected > before.bans_refused_protected &&
+      now - last_protected_warning_ >= absl::Minutes(1)) {
+    last_protected_warning_ = now;
+    RAMPART_LOG(Warning) << "ALERT: refused to ban " << after.last_protected
+                         << ": protected address (a forged flood?)";
+  }
+}
+
+DetectorStats Correlator::abuse_stats() const {
+  absl::MutexLock lock(&mu_);
+  DetectorStats s = carried_;
+  if (detector_ != nullptr) {
+    s.bans_capped += detector_->stats().bans_capped;
+    s.bans_refused_protected += detector_->stats().bans_refused_protected;
+    s.bans_refused_broad += detector_->stats().bans_refused_broad;
+  }
+  return s;
+}
+
 absl::Status Correlator::RebuildLocked() {
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(DurableState state, store_.LoadState(now));
-  auto detector = std::make_unique<Detector>(options_.policy);
+  auto detector = std::make_unique<Detector>(
+      options_.policy, DetectorLimits{.agent_new_bans_per_minute =
+                                          options_.agent_new_bans_per_minute,
+                                      .protect = options_.protected_addresses});
   detector->Restore(state);
   Decisions ignored;
   size_t replayed = 0;
@@ -93,24 +132,53 @@ absl::Status Correlator::RebuildLocked() {
                     << state.active_bans.size() << " active bans, " << replayed
                     << " events replayed over "
                     << absl::FormatDuration(horizon_);
+  if (detector_ != nullptr) {
+    const DetectorStats& old = detector_->stats();
+    carried_.bans_capped += old.bans_capped;
+    carried_.bans_refused_protected += old.bans_refused_protected;
+    carried_.bans_refused_broad += old.bans_refused_broad;
+  }
   detector_ = std::move(detector);
   needs_rebuild_ = false;
   return absl::OkStatus();
 }
 
+void Correlator::AwaitNoGroupInFlightLocked() {
+  absl::MutexLock lock(&seq_mu_);
+  const auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(seq_mu_) {
+    return finished_below_ == next_ticket_;
+  };
+  seq_mu_.Await(absl::Condition(&idle));
+}
+
 absl::Status Correlator::EnsureHealthyLocked() {
-  if (!needs_rebuild_) {
+  bool group_failed = false;
+  {
+    absl::MutexLock lock(&seq_mu_);
+    group_failed = group_failed_;
+  }
+  if (!needs_rebuild_ && !group_failed) {
     return absl::OkStatus();
   }
+  // Groups in flight were observed on the state being thrown away; let them
+  // settle against the store first.
+  AwaitNoGroupInFlightLocked();
+  needs_rebuild_ = true;
   if (absl::Status s = RebuildLocked(); !s.ok()) {
     return absl::UnavailableError(absl::StrFormat(
         "correlator degraded, store unavailable: %s", s.ToString()));
   }
+  absl::MutexLock lock(&seq_mu_);
+  group_failed_ = false;
+  failed_tickets_.clear();
   return absl::OkStatus();
 }
 
 absl::Status Correlator::CommitLocked(CommitRecord record,
                                       Decisions decisions) {
+  // Journal revisions must reach the store in order: after every group
+  // observed before this call.
+  AwaitNoGroupInFlightLocked();
   record.journal = std::move(decisions.journal);
   record.alerts = std::move(decisions.alerts);
   record.accounts = std::move(decisions.accounts);
@@ -142,112 +210,202 @@ std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
   if (n == 0) {
     return {};
   }
-  absl::MutexLock lock(&mu_);
-  if (absl::Status s = EnsureHealthyLocked(); !s.ok()) {
-    return fail_all(s);
-  }
-  // 1. Duplicates, before anything is observed: repeated within the call
-  // (the first occurrence wins), then already committed (one store call
-  // for all the ids).
+  using Key = std::tuple<std::string, uint64_t, uint64_t>;
+  const auto key_of = [](const BatchId& id) {
+    return Key(id.agent_id, id.spool_epoch, id.sequence);
+  };
+  constexpr uint64_t kNoTicket = static_cast<uint64_t>(-1);
+  // Phase 1, under mu_: duplicates, observation, a ticket.
   std::vector<bool> duplicate(n, false);
-  std::vector<size_t> with_id;  // indexes of batches to look up
-  std::vector<BatchId> ids;
-  {
-    absl::flat_hash_set<std::tuple<std::string_view, uint64_t, uint64_t>> seen;
-    for (size_t i = 0; i < n; ++i) {
-      if (!batches[i].id.has_value()) {
-        continue;
-      }
-      const BatchId& id = *batches[i].id;
-      if (!seen.emplace(id.agent_id, id.spool_epoch, id.sequence).second) {
-        duplicate[i] = true;
-        continue;
-      }
-      with_id.push_back(i);
-      ids.push_back(id);
-    }
-  }
-  if (!ids.empty()) {
-    absl::StatusOr<std::vector<bool>> stored = store_.HasBatches(ids);
-    if (!stored.ok()) {
-      return fail_all(stored.status());
-    }
-    if (stored->size() != ids.size()) {
-      return fail_all(absl::InternalError(
-          "Store::HasBatches returned the wrong number of results"));
-    }
-    for (size_t k = 0; k < with_id.size(); ++k) {
-      duplicate[with_id[k]] = (*stored)[k];
-    }
-  }
-  // 2. Observe every new batch, in order, and count what each decided.
-  const absl::Time now = clock_.Now();
+  // For a batch whose id an earlier group is still committing: that group.
+  std::vector<uint64_t> settled_by(n, kNoTicket);
   std::vector<IngestResult> results(n);
-  Decisions decisions;
   CommitRecord record;
   // Position of batch i's id in record.batches (kNone: no id, duplicate).
   constexpr size_t kNone = static_cast<size_t>(-1);
   std::vector<size_t> commit_pos(n, kNone);
-  for (size_t i = 0; i < n; ++i) {
-    IngestResult& r = results[i];
-    if (duplicate[i]) {
-      r.duplicate = true;
-      continue;
+  uint64_t ticket = 0;
+  uint64_t revision = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = EnsureHealthyLocked(); !s.ok()) {
+      return fail_all(s);
     }
-    const size_t journal_before = decisions.journal.size();
-    const size_t alerts_before = decisions.alerts.size();
-    const size_t accounts_before = decisions.accounts.size();
-    for (const AuthEvent& e : batches[i].events) {
-      detector_->Observe(e, now, /*decide=*/true, &decisions);
+    // 1a. Repeated within the call (the first occurrence wins), being
+    // committed by an earlier group, then already committed (one store call
+    // for all the ids).
+    std::vector<size_t> with_id;  // indexes of batches to look up
+    std::vector<BatchId> ids;
+    {
+      absl::flat_hash_set<std::tuple<std::string_view, uint64_t, uint64_t>>
+          seen;
+      absl::MutexLock seq_lock(&seq_mu_);
+      for (size_t i = 0; i < n; ++i) {
+        if (!batches[i].id.has_value()) {
+          continue;
+        }
+        const BatchId& id = *batches[i].id;
+        if (!seen.emplace(id.agent_id, id.spool_epoch, id.sequence).second) {
+          duplicate[i] = true;
+          continue;
+        }
+        if (auto it = pending_ids_.find(key_of(id)); it != pending_ids_.end()) {
+          duplicate[i] = true;
+          settled_by[i] = it->second;
+          continue;
+        }
+        with_id.push_back(i);
+        ids.push_back(id);
+      }
     }
-    r.events = batches[i].events.size();
-    for (size_t j = journal_before; j < decisions.journal.size(); ++j) {
-      r.new_bans += decisions.journal[j].op == JournalEntry::Op::kAdd ? 1 : 0;
+    if (!ids.empty()) {
+      absl::StatusOr<std::vector<bool>> stored = store_.HasBatches(ids);
+      if (!stored.ok()) {
+        return fail_all(stored.status());
+      }
+      if (stored->size() != ids.size()) {
+        return fail_all(absl::InternalError(
+            "Store::HasBatches returned the wrong number of results"));
+      }
+      for (size_t k = 0; k < with_id.size(); ++k) {
+        duplicate[with_id[k]] = (*stored)[k];
+      }
     }
-    r.alerts = decisions.alerts.size() - alerts_before;
-    r.accounts = decisions.accounts.size() - accounts_before;
-    if (batches[i].id.has_value()) {
-      commit_pos[i] = record.batches.size();
-      record.batches.push_back(*batches[i].id);
+    // 1b. Observe every new batch, in order, and count what each decided.
+    const absl::Time now = clock_.Now();
+    Decisions decisions;
+    for (size_t i = 0; i < n; ++i) {
+      IngestResult& r = results[i];
+      if (duplicate[i]) {
+        r.duplicate = true;
+        continue;
+      }
+      const size_t journal_before = decisions.journal.size();
+      const size_t alerts_before = decisions.alerts.size();
+      const size_t accounts_before = decisions.accounts.size();
+      const DetectorStats before = detector_->stats();
+      for (const AuthEvent& e : batches[i].events) {
+        detector_->Observe(e, now, /*decide=*/true, &decisions);
+      }
+      WarnAboutLimitsLocked(before, now);
+      r.events = batches[i].events.size();
+      for (size_t j = journal_before; j < decisions.journal.size(); ++j) {
+        r.new_bans += decisions.journal[j].op == JournalEntry::Op::kAdd ? 1 : 0;
+      }
+      r.alerts = decisions.alerts.size() - alerts_before;
+      r.accounts = decisions.accounts.size() - accounts_before;
+      if (batches[i].id.has_value()) {
+        commit_pos[i] = record.batches.size();
+        record.batches.push_back(*batches[i].id);
+      }
+      if (record.events.empty()) {
+        record.events = std::move(batches[i].events);
+      } else {
+        record.events.insert(record.events.end(),
+                             std::make_move_iterator(batches[i].events.begin()),
+                             std::make_move_iterator(batches[i].events.end()));
+      }
     }
-    if (record.events.empty()) {
-      record.events = std::move(batches[i].events);
-    } else {
-      record.events.insert(record.events.end(),
-                           std::make_move_iterator(batches[i].events.begin()),
-                           std::make_move_iterator(batches[i].events.end()));
+    record.journal = std::move(decisions.journal);
+    record.alerts = std::move(decisions.alerts);
+    record.accounts = std::move(decisions.accounts);
+    revision = detector_->revision();
+    absl::MutexLock seq_lock(&seq_mu_);
+    ticket = next_ticket_++;
+    for (const BatchId& id : record.batches) {
+      pending_ids_.emplace(key_of(id), ticket);
     }
   }
-  // 3. One transaction for all of them; publish only after it committed.
-  const bool had_ids = !record.batches.empty();
+
+  // Phase 2, without mu_: the transaction. A group that changes the ban list
+  // waits for every earlier group (revisions reach the store in order) and
+  // gives up if one of them failed (its revisions would not follow).
+  const auto turn = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(seq_mu_) {
+    return finished_below_ == ticket;
+  };
+  const bool has_journal = !record.journal.empty();
   absl::Status committed = absl::OkStatus();
-  if (!record.empty() || !decisions.empty()) {  // else all were duplicates
-    committed = CommitLocked(std::move(record), std::move(decisions));
-  }
-  if (!committed.ok()) {
-    if (committed.code() != absl::StatusCode::kAlreadyExists || !had_ids) {
-      return fail_all(committed);
+  bool earlier_failed = false;
+  {
+    absl::MutexLock seq_lock(&seq_mu_);
+    if (has_journal) {
+      seq_mu_.Await(absl::Condition(&turn));
     }
-    // Another process committed one of these batches between our check and
-    // our commit, or some other unique key clashed. Nothing of ours was
-    // written; only the store can tell which batches are now duplicates.
-    std::vector<BatchId> to_check;
+    earlier_failed = group_failed_;
+  }
+  if (earlier_failed) {
+    committed = absl::UnavailableError(
+        "an earlier group failed to commit; the correlator rebuilds from the "
+        "store (retry)");
+  } else if (!record.empty()) {  // else all were duplicates
+    committed = store_.Commit(record);
+  }
+  // Another process may have committed one of these batches between our
+  // check and our commit (or some other unique key clashed). Nothing of ours
+  // was written; only the store can tell which batches are now duplicates.
+  std::optional<absl::StatusOr<std::vector<bool>>> conflict_check;
+  std::vector<BatchId> to_check;
+  const bool had_ids = !record.batches.empty();
+  if (!committed.ok() && committed.code() == absl::StatusCode::kAlreadyExists &&
+      had_ids) {
     for (size_t i = 0; i < n; ++i) {
       if (commit_pos[i] != kNone) {
         to_check.push_back(*batches[i].id);
       }
     }
-    absl::StatusOr<std::vector<bool>> stored = store_.HasBatches(to_check);
-    const absl::Status retry = absl::AbortedError(absl::StrFormat(
-        "commit conflict, batch not stored (retry): %s", committed.ToString()));
-    std::vector<absl::StatusOr<IngestResult>> out;
-    out.reserve(n);
+    conflict_check = store_.HasBatches(to_check);
+  }
+
+  // Phase 3, in ticket order: settle, publish, release.
+  std::vector<bool> earlier_group_failed(n, false);
+  {
+    absl::MutexLock seq_lock(&seq_mu_);
+    seq_mu_.Await(absl::Condition(&turn));
+    for (size_t i = 0; i < n; ++i) {
+      if (settled_by[i] != kNoTicket) {
+        earlier_group_failed[i] = failed_tickets_.contains(settled_by[i]);
+      }
+    }
+    for (const BatchId& id : record.batches) {
+      pending_ids_.erase(key_of(id));
+    }
+    if (!committed.ok()) {
+      // The detector is ahead of the durable state: the next group rebuilds
+      // first, so nothing unpersisted is ever published or counted twice.
+      group_failed_ = true;
+      failed_tickets_.insert(ticket);
+    }
+  }
+  // Still this group's turn (later groups wait for finished_below_), so
+  // publications stay in revision order; no lock held while publishing.
+  if (committed.ok() && has_journal) {
+    publisher_.Publish(record.journal);
+  }
+  {
+    absl::MutexLock seq_lock(&seq_mu_);
+    ++finished_below_;
+    if (finished_below_ == next_ticket_) {
+      failed_tickets_.clear();
+    }
+  }
+
+  std::vector<absl::StatusOr<IngestResult>> out;
+  out.reserve(n);
+  if (!committed.ok()) {
+    const absl::Status retry =
+        conflict_check.has_value()
+            ? absl::AbortedError(absl::StrFormat(
+                  "commit conflict, batch not stored (retry): %s",
+                  committed.ToString()))
+            : committed;
     for (size_t i = 0; i < n; ++i) {
       const bool now_duplicate =
-          duplicate[i] ||
-          (commit_pos[i] != kNone && stored.ok() &&
-           stored->size() == to_check.size() && (*stored)[commit_pos[i]]);
-      if (now_duplicate) {
+          (duplicate[i] && !earlier_group_failed[i]) ||
+          (commit_pos[i] != kNone && conflict_check.has_value() &&
+           conflict_check->ok() &&
+           (*conflict_check)->size() == to_check.size() &&
+           (**conflict_check)[commit_pos[i]]);
+      if (now_duplicate && conflict_check.has_value()) {
         out.push_back(IngestResult{.duplicate = true});
       } else {
         out.push_back(retry);
@@ -255,11 +413,14 @@ std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
     }
     return out;
   }
-  std::vector<absl::StatusOr<IngestResult>> out;
-  out.reserve(n);
-  for (IngestResult& r : results) {
-    r.revision = detector_->revision();
-    out.push_back(std::move(r));
+  for (size_t i = 0; i < n; ++i) {
+    if (earlier_group_failed[i]) {
+      out.push_back(absl::UnavailableError(
+          "the group that was committing this batch failed (retry)"));
+      continue;
+    }
+    results[i].revision = revision;
+    out.push_back(std::move(results[i]));
   }
   return out;
 }
@@ -267,7 +428,7 @@ std::vector<absl::StatusOr<IngestResult>> Correlator::IngestMany(
 absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
                                        std::optional<absl::Duration> duration,
                                        std::string reason, std::string actor,
-                                       BanOrigin origin) {
+                                       BanOrigin origin, std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -290,14 +451,15 @@ absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
                                      .action = "ban.add",
                                      .target = prefix.ToString(),
                                      .before = before ? BanJson(*before) : "",
-                                     .after = BanJson(ban)});
+                                     .after = BanJson(ban),
+                                     .peer = peer});
   RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
   return ban;
 }
 
 absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
-                                          std::string reason,
-                                          std::string actor) {
+                                          std::string reason, std::string actor,
+                                          std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -310,12 +472,14 @@ absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
                                      .action = "ban.remove",
                                      .target = prefix.ToString(),
                                      .before = BanJson(ban),
-                                     .after = ""});
+                                     .after = "",
+                                     .peer = peer});
   RETURN_IF_ERROR(CommitLocked(std::move(record), std::move(decisions)));
   return ban;
 }
 
-absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor) {
+absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor,
+                                  std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -335,12 +499,13 @@ absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor) {
                                      .action = "allow.add",
                                      .target = entry.prefix.ToString(),
                                      .before = before,
-                                     .after = AllowJson(entry)});
+                                     .after = AllowJson(entry),
+                                     .peer = peer});
   return CommitLocked(std::move(record), Decisions{});
 }
 
-absl::Status Correlator::RemoveAllow(const IpPrefix& prefix,
-                                     std::string actor) {
+absl::Status Correlator::RemoveAllow(const IpPrefix& prefix, std::string actor,
+                                     std::string peer) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -352,7 +517,8 @@ absl::Status Correlator::RemoveAllow(const IpPrefix& prefix,
                                      .action = "allow.remove",
                                      .target = prefix.ToString(),
                                      .before = AllowJson(removed),
-                                     .after = ""});
+                                     .after = "",
+                                     .peer = peer});
   return CommitLocked(std::move(record), Decisions{});
 }
 
@@ -390,7 +556,8 @@ KeyInfo Correlator::Explain(const IpAddress& ip) const {
 
 bool Correlator::degraded() const {
   absl::MutexLock lock(&mu_);
-  return needs_rebuild_;
+  absl::MutexLock seq_lock(&seq_mu_);
+  return needs_rebuild_ || group_failed_;
 }
 
 absl::StatusOr<ReplayReport> ReplayPolicies(

@@ -7,15 +7,27 @@
 // scores are replayed from the stored events of the rebuild horizon, so the
 // revision sequence continues where it stopped.
 //
-// Thread-safety: thread-safe; one mutex serialises ingestion and admin calls
-// (see docs/threading.md). Store calls happen under that mutex.
+// Thread-safety: thread-safe (see docs/threading.md). One mutex (mu_)
+// serialises the detector: observing a group, admin calls, rebuilds. The
+// store transaction of an IngestMany() group runs OUTSIDE that mutex, so
+// several callers (the ingest pipeline's workers) overlap: one group commits
+// while the next is observed, and groups without ban-list changes commit
+// concurrently on separate connections. Ordering is kept by tickets taken in
+// observation order: a group with journal entries commits only after every
+// earlier group finished, results and publications are released in ticket
+// order, and a batch whose id is still being committed by an earlier group
+// is settled by that group's outcome. Admin calls and rebuilds wait until no
+// group is in flight.
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -23,6 +35,7 @@
 #include "server/core/ban_publisher.h"
 #include "server/core/detector.h"
 #include "server/core/policy.h"
+#include "server/core/protected_addresses.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
@@ -33,6 +46,11 @@ struct CorrelatorOptions {
   // derived from the policy: the longest of 16 half-lives and the server,
   // account, prefix and compromise windows.
   absl::Duration rebuild_horizon = absl::ZeroDuration();
+  // Abuse limits (DetectorLimits): most new automatic bans per minute one
+  // agent's evidence alone may cause (0: no cap), and the addresses never
+  // auto-banned (not owned, must outlive the Correlator; may be null).
+  int agent_new_bans_per_minute = 0;
+  const ProtectedAddresses* protected_addresses = nullptr;
 };
 
 // One agent batch for IngestMany().
@@ -80,7 +98,10 @@ class Correlator {
   // result carries the error (nothing of the call was committed; the
   // correlator is degraded and rebuilds on the next call) - except that a
   // batch found to have been committed concurrently by another process is
-  // reported as a duplicate and the others as kAborted (retry).
+  // reported as a duplicate and the others as kAborted (retry). Several
+  // threads may call it at once: their transactions overlap (class comment);
+  // a batch another call is still committing is reported as a duplicate if
+  // that commit succeeds, else with kUnavailable.
   std::vector<absl::StatusOr<IngestResult>> IngestMany(
       std::vector<IngestBatch> batches);
 
@@ -88,13 +109,17 @@ class Correlator {
   absl::StatusOr<Ban> AddBan(const IpPrefix& prefix,
                              std::optional<absl::Duration> duration,
                              std::string reason, std::string actor,
-                             BanOrigin origin = BanOrigin::kManual);
+                             BanOrigin origin = BanOrigin::kManual,
+                             std::string peer = "");
   // Lifts a ban and forgives its score. Audited. NotFound if none.
   absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
-                                std::string actor);
-  // Allowlist changes. Audited.
-  absl::Status AddAllow(AllowEntry entry, std::string actor);
-  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor);
+                                std::string actor, std::string peer = "");
+  // Allowlist changes. Audited. `peer` (here and above): the admin
+  // connection's address, recorded in the audit log.
+  absl::Status AddAllow(AllowEntry entry, std::string actor,
+                        std::string peer = "");
+  absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor,
+                           std::string peer = "");
 
   // Periodic housekeeping (expiry, idle state). Call about once a minute.
   void Expire();
@@ -110,6 +135,9 @@ class Correlator {
   KeyInfo Explain(const IpAddress& ip) const;
   // True while the last store write failed and no rebuild succeeded since.
   bool degraded() const;
+  // Automatic bans withheld by the abuse limits since start (the last_*
+  // fields are empty).
+  DetectorStats abuse_stats() const;
 
  private:
   Correlator(const CorrelatorOptions& options, Store& store, Clock& clock,
@@ -117,8 +145,15 @@ class Correlator {
 
   absl::Status RebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Commits `record` (with `decisions` merged in) and publishes its journal.
+  // Commits `record` (with `decisions` merged in) and publishes its journal,
+  // after every in-flight IngestMany() group has finished.
   absl::Status CommitLocked(CommitRecord record, Decisions decisions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Blocks until no IngestMany() group is between observation and its end.
+  void AwaitNoGroupInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_LOCKS_EXCLUDED(seq_mu_);
+  // Logs (rate-limited) what the abuse limits withheld since `before`.
+  void WarnAboutLimitsLocked(const DetectorStats& before, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CorrelatorOptions options_;
@@ -130,6 +165,26 @@ class Correlator {
   mutable absl::Mutex mu_;
   std::unique_ptr<Detector> detector_ ABSL_GUARDED_BY(mu_);
   bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = true;
+
+  // Group sequencing. Lock order: mu_, then seq_mu_ (never the reverse).
+  mutable absl::Mutex seq_mu_;
+  // Next ticket to hand out (taken under mu_ too, so in observation order).
+  uint64_t next_ticket_ ABSL_GUARDED_BY(seq_mu_) = 0;
+  // Every ticket below this one has finished (results released).
+  uint64_t finished_below_ ABSL_GUARDED_BY(seq_mu_) = 0;
+  // A group's commit failed: the detector is ahead of the store; rebuild
+  // once nothing is in flight.
+  bool group_failed_ ABSL_GUARDED_BY(seq_mu_) = false;
+  // Tickets that finished with a failed commit, while groups are in flight
+  // (cleared when none is).
+  absl::flat_hash_set<uint64_t> failed_tickets_ ABSL_GUARDED_BY(seq_mu_);
+  // Batch ids being committed, by the ticket of their group.
+  absl::flat_hash_map<std::tuple<std::string, uint64_t, uint64_t>, uint64_t>
+      pending_ids_ ABSL_GUARDED_BY(seq_mu_);
+  DetectorStats carried_ ABSL_GUARDED_BY(mu_);  // of replaced detectors
+  absl::Time last_cap_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_protected_warning_ ABSL_GUARDED_BY(mu_) =
+      absl::InfinitePast();
 };
 
 // Result of replaying stored events through two policies.

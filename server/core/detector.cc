@@ -43,8 +43,9 @@ std::string NormaliseUser(std::string_view user) {
   return out;
 }
 
-Detector::Detector(const Policy& policy)
+Detector::Detector(const Policy& policy, const DetectorLimits& limits)
     : policy_(policy),
+      limits_(limits),
       half_life_us_(absl::ToInt64Microseconds(policy.half_life)),
       rungs_(policy.v4_ladder.size() + policy.v6_ladder.size()) {}
 
@@ -196,6 +197,33 @@ bool Detector::AutoBan(const IpPrefix& prefix, BanOrigin origin,
       covering && covering->prefix.length() <= prefix.length()) {
     return false;
   }
+  // Abuse limits (docs/security.md): never broader than /16 or /32, never a
+  // protected address, at most N uncorroborated new bans per agent minute.
+  if (prefix.length() < (prefix.address().is_v4() ? 16 : 32)) {
+    ++stats_.bans_refused_broad;
+    return false;
+  }
+  if (limits_.protect != nullptr) {
+    if (std::optional<std::string> why = limits_.protect->Overlap(prefix)) {
+      ++stats_.bans_refused_protected;
+      stats_.last_protected =
+          absl::StrFormat("%s (overlaps %s)", prefix.ToString(), *why);
+      return false;
+    }
+  }
+  if (limits_.agent_new_bans_per_minute > 0 && cause_alone_ &&
+      cause_server_ != 0) {
+    const int64_t now_s = ToUs(now) / 1000000;
+    std::vector<int64_t>& times = recent_bans_[cause_server_];
+    std::erase_if(times, [&](int64_t t) { return t <= now_s - 60; });
+    if (times.size() >=
+        static_cast<size_t>(limits_.agent_new_bans_per_minute)) {
+      ++stats_.bans_capped;
+      stats_.last_capped_agent = server_names_[cause_server_ - 1];
+      return false;
+    }
+    times.push_back(now_s);
+  }
   const int level = NextLevel(prefix, now);
   const uint64_t id = next_ban_id_++;
   Ban ban{.id = id,
@@ -341,8 +369,11 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
   }
   s.server_seen_s[slot] = std::max(s.server_seen_s[slot], seen);
 
-  const int servers = std::min(std::max(ServersInWindow(s, now_s), 1),
-                               policy_.max_servers_counted);
+  const int servers_seen = ServersInWindow(s, now_s);
+  const int servers =
+      std::min(std::max(servers_seen, 1), policy_.max_servers_counted);
+  cause_server_ = server;
+  cause_alone_ = servers_seen <= 1;
   const double multiplier = 1.0 + policy_.server_factor * (servers - 1);
   const double age_halves = static_cast<double>(now_s - event_us / 1000000) *
                             1e6 / static_cast<double>(half_life_us_);

@@ -27,6 +27,7 @@
 #include "server/core/auth_event.h"
 #include "server/core/ban.h"
 #include "server/core/policy.h"
+#include "server/core/protected_addresses.h"
 #include "server/core/records.h"
 #include "server/store/store.h"
 
@@ -55,10 +56,34 @@ struct KeyInfo {
   int next_ban_level = 0;
 };
 
+// Abuse limits on automatic bans (docs/security.md "Abuse limits"). The
+// defaults impose none besides the prefix-width limit, which always holds:
+// the detector never auto-bans a prefix broader than /16 (IPv4) or /32
+// (IPv6), whatever the policy's ladders say.
+struct DetectorLimits {
+  // Most new automatic bans per minute that one agent's evidence alone may
+  // cause (the offender was seen by no other agent within server_window);
+  // further ones are withheld and counted. 0: no cap.
+  int agent_new_bans_per_minute = 0;
+  // Never auto-banned when set (not owned; must outlive the Detector).
+  const ProtectedAddresses* protect = nullptr;
+};
+
+// Automatic bans the limits withheld, since construction.
+struct DetectorStats {
+  uint64_t bans_capped = 0;
+  uint64_t bans_refused_protected = 0;
+  uint64_t bans_refused_broad = 0;
+  // The agent (and what was refused) of the latest capped / protected
+  // refusal, for the correlator's warnings.
+  std::string last_capped_agent;
+  std::string last_protected;
+};
+
 class Detector {
  public:
   // REQUIRES: ValidatePolicy(policy).ok().
-  explicit Detector(const Policy& policy);
+  explicit Detector(const Policy& policy, const DetectorLimits& limits = {});
 
   Detector(const Detector&) = delete;
   Detector& operator=(const Detector&) = delete;
@@ -103,6 +128,7 @@ class Detector {
   const std::vector<AllowEntry>& allowlist() const { return allow_; }
   KeyInfo Explain(const IpAddress& ip, absl::Time now) const;
   size_t tracked_keys() const { return scores_.size(); }
+  const DetectorStats& stats() const { return stats_; }
   size_t tracked_accounts() const { return accounts_.size(); }
 
   // The scoring key of an address: the address itself (IPv4) or its
@@ -166,7 +192,16 @@ class Detector {
   const std::vector<int>& Ladder(const IpAddress& ip) const;
 
   const Policy policy_;
+  const DetectorLimits limits_;
   const int64_t half_life_us_;
+  DetectorStats stats_;
+  // The agent whose event is being observed and whether it alone saw the
+  // offender (for the per-agent new-ban cap); 0 outside Observe().
+  uint16_t cause_server_ = 0;
+  bool cause_alone_ = false;
+  // Per agent (server index): Unix seconds of its uncorroborated new bans
+  // within the last minute.
+  absl::flat_hash_map<uint16_t, std::vector<int64_t>> recent_bans_;
 
   absl::flat_hash_map<IpAddress, ScoreEntry> scores_;
   absl::flat_hash_map<IpPrefix, Ban> active_;  // by exact prefix

@@ -1,5 +1,6 @@
 #include "server/core/ingest_pipeline.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -53,7 +54,10 @@ IngestPipeline::IngestPipeline(const IngestPipelineOptions& options,
            {"kind", std::string(EventKindName(static_cast<EventKind>(k)))}});
     }
   }
-  worker_ = std::thread([this] { Run(); });
+  const int workers = std::clamp(options_.workers, 1, 8);
+  for (int i = 0; i < workers; ++i) {
+    workers_.emplace_back([this] { Run(); });
+  }
 }
 
 IngestPipeline::~IngestPipeline() { Stop(); }
@@ -97,8 +101,10 @@ void IngestPipeline::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (worker_.joinable()) {
-    worker_.join();
+  for (std::thread& w : workers_) {
+    if (w.joinable()) {
+      w.join();
+    }
   }
   // The worker wakes waiters whenever it takes batches; anything left was
   // registered after its last take. Let them observe stopping().

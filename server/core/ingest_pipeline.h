@@ -2,10 +2,12 @@
 
 // IngestPipeline: the bounded queue between the agent streams and the
 // Correlator. Stream reactors TryPush converted batches (they never block);
-// one worker thread drains up to a group of batches at a time, feeds them to
-// the Correlator (which makes them durable and publishes any bans), then
-// reports each batch's outcome through its `done` callback, on which the
-// stream acknowledges the batch to its agent.
+// worker threads (IngestPipelineOptions::workers) each drain up to a group
+// of batches at a time, feed it to the Correlator (which makes it durable
+// and publishes any bans), then report each batch's outcome through its
+// `done` callback, on which the stream acknowledges the batch to its agent.
+// With two workers one group is observed while the previous one commits
+// (Correlator::IngestMany overlaps the store transactions).
 //
 // Backpressure: the queue is bounded in events. When it is full TryPush
 // returns false and (with the two-argument form) registers a one-shot "room"
@@ -14,8 +16,9 @@
 // (CONVENTIONS, gRPC server rules; docs/threading.md "Server").
 //
 // Domain code: no gRPC, no proto.
-// Thread-safety: thread-safe. `done` and room callbacks run on the worker
-// thread with no pipeline lock held; they may call TryPush again but must not
+// Thread-safety: thread-safe. `done` and room callbacks run on a worker
+// thread with no pipeline lock held (two groups' callbacks may run at the
+// same time on different workers); they may call TryPush again but must not
 // call Stop().
 
 #include <cstddef>
@@ -47,6 +50,10 @@ struct IngestPipelineOptions {
   // Most batches handed to the Correlator in one group: one
   // Correlator::IngestMany call, hence one store transaction. Default 64.
   size_t max_group_batches = 64;
+  // Worker threads, clamped to [1, 8]. Default 2: the correlator observes a
+  // group while the store commits the previous one. The store should have
+  // at least this many connections (PgStoreOptions::pool_size).
+  int workers = 2;
 };
 
 class IngestPipeline {
@@ -101,7 +108,8 @@ class IngestPipeline {
   // REQUIRES: not called from a `done` or room callback.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // `observer` is called on the worker thread, with no lock held, for every
+  // `observer` is called on a worker thread (two may call it at once), with
+  // no lock held, for every
   // batch committed now (not for duplicates or failures), before its `done`;
   // e.g. to wake alert watchers when result.alerts > 0. It must only
   // enqueue. REQUIRES: called before the first TryPush.
@@ -159,7 +167,7 @@ class IngestPipeline {
 
   // Serialises Stop() callers around the join.
   absl::Mutex stop_mu_;
-  std::thread worker_;  // joined under stop_mu_
+  std::vector<std::thread> workers_;  // joined under stop_mu_
 };
 
 }  // namespace rampart::server

@@ -5,7 +5,9 @@
 // Domain types: no protobuf, no SQL. Thread-safety: value types.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -59,7 +61,53 @@ struct AuditRecord {
   std::string target;  // e.g. "203.0.113.0/24"
   std::string before;  // JSON, "" if nothing before
   std::string after;   // JSON, "" if nothing after
+  // Peer address of the admin connection ("" for the correlator, config).
+  std::string peer;
   friend bool operator==(const AuditRecord&, const AuditRecord&) = default;
+};
+
+// Admin API roles, weakest first (docs/security.md "Admin authorization"):
+// read-only lists and shows; operator also bans/unbans (within the prefix
+// limits), allowlists and imports; admin also bans broad prefixes, enrolls
+// and revokes agents and manages tokens.
+enum class AdminRole : uint8_t { kReadOnly = 1, kOperator = 2, kAdmin = 3 };
+
+// "read-only", "operator", "admin".
+inline std::string_view RoleName(AdminRole role) {
+  switch (role) {
+    case AdminRole::kReadOnly:
+      return "read-only";
+    case AdminRole::kOperator:
+      return "operator";
+    case AdminRole::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+// Inverse of RoleName; nullopt for anything else.
+inline std::optional<AdminRole> ParseRole(std::string_view text) {
+  for (AdminRole r :
+       {AdminRole::kReadOnly, AdminRole::kOperator, AdminRole::kAdmin}) {
+    if (text == RoleName(r)) {
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+// A bearer token for the admin API. Only the SHA-256 of the secret is kept;
+// the secret is shown once, when the token is created.
+struct ApiToken {
+  // Unique among tokens that are not revoked; [A-Za-z0-9._-], 1-64 bytes.
+  std::string name;
+  AdminRole role = AdminRole::kReadOnly;
+  // Lower-case hex SHA-256 of the secret (64 characters).
+  std::string hash;
+  absl::Time created = absl::UnixEpoch();
+  // Set once revoked; a revoked token never authenticates again.
+  std::optional<absl::Time> revoked;
+  friend bool operator==(const ApiToken&, const ApiToken&) = default;
 };
 
 }  // namespace rampart::server

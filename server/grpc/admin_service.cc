@@ -657,7 +657,8 @@ constexpr std::array<const char*, 17> kCodeNames = {"OK",
 AdminService::AdminService(const AdminServiceOptions& options,
                            Correlator& correlator, Store& store,
                            BanDistributor& distributor, Clock& clock,
-                           metrics::Registry& metrics, ServerFacts facts)
+                           metrics::Registry& metrics, AdminAuthenticator& auth,
+                           ServerFacts facts)
     : options_(options),
       clock_(clock),
       distributor_(distributor),
@@ -665,6 +666,7 @@ AdminService::AdminService(const AdminServiceOptions& options,
       watchers_gauge_(
           metrics.GetGauge("rampart_admin_alert_watchers",
                            "Open AdminService.WatchAlerts streams")),
+      auth_(auth),
       queries_(options.queries, correlator, store, distributor, clock,
                std::move(facts)),
       alerts_(options.alerts, store) {}
@@ -675,24 +677,25 @@ void AdminService::Shutdown() { alerts_.Shutdown(); }
 
 void AdminService::NotifyAlerts() { alerts_.Notify(); }
 
-std::string AdminService::ResolveActor(
-    const grpc::ServerContext& context) const {
+absl::StatusOr<Principal> AdminService::Authorize(
+    const grpc::ServerContext& context, AdminRole needed,
+    std::string_view method) {
   const auto& md = context.client_metadata();
-  if (const auto it = md.find("x-rampart-actor"); it != md.end()) {
-    std::string actor;
-    for (size_t i = 0;
-         i < it->second.size() && actor.size() < options_.max_actor_bytes;
-         ++i) {
-      const char c = it->second.data()[i];
-      // Printable ASCII without quotes and backslashes: safe in logs, JSON
-      // and terminals.
-      actor.push_back(c > ' ' && c < 0x7f && c != '"' && c != '\\' ? c : '_');
-    }
-    if (!actor.empty()) {
-      return actor;
-    }
+  std::optional<std::string_view> authorization;
+  if (const auto it = md.find("authorization"); it != md.end()) {
+    authorization = std::string_view(it->second.data(), it->second.size());
   }
-  return "admin@" + context.peer();
+  absl::StatusOr<Principal> who = auth_.Authenticate(authorization);
+  if (!who.ok()) {
+    if (who.status().code() == absl::StatusCode::kUnauthenticated) {
+      RAMPART_LOG(Warning) << "AdminService." << method
+                           << ": refused caller at " << context.peer() << ": "
+                           << who.status().message();
+    }
+    return who.status();
+  }
+  RETURN_IF_ERROR(AdminAuthenticator::Authorize(*who, needed, method));
+  return who;
 }
 
 grpc::Status AdminService::Done(std::string_view method,
@@ -719,9 +722,14 @@ grpc::Status AdminService::Done(std::string_view method,
 
 // --- Status ----------------------------------------------------------------
 
-grpc::Status AdminService::Status(grpc::ServerContext*,
+grpc::Status AdminService::Status(grpc::ServerContext* context,
                                   const v1::StatusRequest*,
                                   v1::StatusResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "Status");
+  if (!who.ok()) {
+    return Done("Status", who.status());
+  }
   const StatusView v = queries_.Status();
   response->set_server_version(v.facts.server_version);
   response->set_server_id(v.facts.server_id);
@@ -753,9 +761,14 @@ grpc::Status AdminService::Status(grpc::ServerContext*,
 
 // --- Bans ------------------------------------------------------------------
 
-grpc::Status AdminService::ListBans(grpc::ServerContext*,
+grpc::Status AdminService::ListBans(grpc::ServerContext* context,
                                     const v1::ListBansRequest* request,
                                     v1::ListBansResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListBans");
+  if (!who.ok()) {
+    return Done("ListBans", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     BanFilter filter;
     switch (request->state()) {
@@ -807,9 +820,14 @@ grpc::Status AdminService::ListBans(grpc::ServerContext*,
   return Done("ListBans", run());
 }
 
-grpc::Status AdminService::GetBan(grpc::ServerContext*,
+grpc::Status AdminService::GetBan(grpc::ServerContext* context,
                                   const v1::GetBanRequest* request,
                                   v1::GetBanResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "GetBan");
+  if (!who.ok()) {
+    return Done("GetBan", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::StatusOr<BanDetail> detail;
     switch (request->selector_case()) {
@@ -877,8 +895,19 @@ grpc::Status AdminService::GetBan(grpc::ServerContext*,
 grpc::Status AdminService::AddBan(grpc::ServerContext* context,
                                   const v1::AddBanRequest* request,
                                   v1::AddBanResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "AddBan");
+  if (!who.ok()) {
+    return Done("AddBan", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(IpPrefix target, PrefixField("target", request->target()));
+    if (IsBroadPrefix(target)) {
+      RETURN_IF_ERROR(AdminAuthenticator::Authorize(
+          *who, AdminRole::kAdmin,
+          absl::StrFormat("banning %s (broader than /%d)", CidrText(target),
+                          target.address().is_v4() ? 16 : 32)));
+    }
     std::optional<absl::Duration> duration;
     switch (request->lifetime_case()) {
       case v1::AddBanRequest::kDuration: {
@@ -899,10 +928,10 @@ grpc::Status AdminService::AddBan(grpc::ServerContext* context,
     }
     RETURN_IF_ERROR(TextField("reason", request->reason(), /*required=*/true));
     RETURN_IF_ERROR(ScopeField("scope", request->scope()));
-    ASSIGN_OR_RETURN(
-        AddBanOutcome r,
-        queries_.AddBan(target, duration, request->reason(),
-                        ResolveActor(*context), request->allow_broad_prefix()));
+    ASSIGN_OR_RETURN(AddBanOutcome r,
+                     queries_.AddBan(target, duration, request->reason(),
+                                     who->actor, request->allow_broad_prefix(),
+                                     BanOrigin::kManual, context->peer()));
     *response->mutable_ban() = BanToProto(
         BanView{.ban = r.ban, .revision = r.revision, .active = true});
     response->set_created(r.created);
@@ -915,6 +944,11 @@ grpc::Status AdminService::AddBan(grpc::ServerContext* context,
 grpc::Status AdminService::RemoveBan(grpc::ServerContext* context,
                                      const v1::RemoveBanRequest* request,
                                      v1::RemoveBanResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "RemoveBan");
+  if (!who.ok()) {
+    return Done("RemoveBan", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     RETURN_IF_ERROR(TextField("reason", request->reason(), /*required=*/true));
     absl::StatusOr<RemoveBanOutcome> r;
@@ -923,14 +957,14 @@ grpc::Status AdminService::RemoveBan(grpc::ServerContext* context,
         if (request->id() == 0) {
           return absl::InvalidArgumentError("id: must be > 0");
         }
-        r = queries_.RemoveBanById(request->id(), request->reason(),
-                                   ResolveActor(*context));
+        r = queries_.RemoveBanById(request->id(), request->reason(), who->actor,
+                                   context->peer());
         break;
       case v1::RemoveBanRequest::kTarget: {
         ASSIGN_OR_RETURN(IpPrefix target,
                          PrefixField("target", request->target()));
-        r = queries_.RemoveBanByPrefix(target, request->reason(),
-                                       ResolveActor(*context));
+        r = queries_.RemoveBanByPrefix(target, request->reason(), who->actor,
+                                       context->peer());
         break;
       }
       default:
@@ -949,9 +983,14 @@ grpc::Status AdminService::RemoveBan(grpc::ServerContext* context,
 
 // --- LookupIp --------------------------------------------------------------
 
-grpc::Status AdminService::LookupIp(grpc::ServerContext*,
+grpc::Status AdminService::LookupIp(grpc::ServerContext* context,
                                     const v1::LookupIpRequest* request,
                                     v1::LookupIpResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "LookupIp");
+  if (!who.ok()) {
+    return Done("LookupIp", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(IpAddress ip, AddressField("address", request->address()));
     absl::Duration window = kDay;
@@ -1006,9 +1045,14 @@ grpc::Status AdminService::LookupIp(grpc::ServerContext*,
 
 // --- Allowlist -------------------------------------------------------------
 
-grpc::Status AdminService::ListAllow(grpc::ServerContext*,
+grpc::Status AdminService::ListAllow(grpc::ServerContext* context,
                                      const v1::ListAllowRequest* request,
                                      v1::ListAllowResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListAllow");
+  if (!who.ok()) {
+    return Done("ListAllow", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     const std::string fingerprint =
         absl::StrFormat("allow|%d", request->include_expired() ? 1 : 0);
@@ -1031,6 +1075,11 @@ grpc::Status AdminService::ListAllow(grpc::ServerContext*,
 grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
                                     const v1::AddAllowRequest* request,
                                     v1::AddAllowResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "AddAllow");
+  if (!who.ok()) {
+    return Done("AddAllow", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(IpPrefix prefix, PrefixField("cidr", request->cidr()));
     std::optional<absl::Duration> duration;
@@ -1044,7 +1093,7 @@ grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(AddAllowOutcome r,
                      queries_.AddAllow(prefix, duration, request->comment(),
                                        request->remove_covering_bans(),
-                                       ResolveActor(*context)));
+                                       who->actor, context->peer()));
     *response->mutable_entry() = AllowToProto(r.entry);
     for (const Ban& b : r.removed_bans) {
       *response->add_removed_bans() = BanToProto(BanView{.ban = b});
@@ -1058,6 +1107,11 @@ grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
 grpc::Status AdminService::RemoveAllow(grpc::ServerContext* context,
                                        const v1::RemoveAllowRequest* request,
                                        v1::RemoveAllowResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "RemoveAllow");
+  if (!who.ok()) {
+    return Done("RemoveAllow", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::StatusOr<AllowEntry> removed;
     switch (request->selector_case()) {
@@ -1065,12 +1119,13 @@ grpc::Status AdminService::RemoveAllow(grpc::ServerContext* context,
         if (request->id() == 0) {
           return absl::InvalidArgumentError("id: must be > 0");
         }
-        removed =
-            queries_.RemoveAllowById(request->id(), ResolveActor(*context));
+        removed = queries_.RemoveAllowById(request->id(), who->actor,
+                                           context->peer());
         break;
       case v1::RemoveAllowRequest::kCidr: {
         ASSIGN_OR_RETURN(IpPrefix prefix, PrefixField("cidr", request->cidr()));
-        removed = queries_.RemoveAllowByPrefix(prefix, ResolveActor(*context));
+        removed =
+            queries_.RemoveAllowByPrefix(prefix, who->actor, context->peer());
         break;
       }
       default:
@@ -1088,9 +1143,14 @@ grpc::Status AdminService::RemoveAllow(grpc::ServerContext* context,
 
 // --- Agents, accounts, alerts ------------------------------------------------
 
-grpc::Status AdminService::ListAgents(grpc::ServerContext*,
+grpc::Status AdminService::ListAgents(grpc::ServerContext* context,
                                       const v1::ListAgentsRequest* request,
                                       v1::ListAgentsResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListAgents");
+  if (!who.ok()) {
+    return Done("ListAgents", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     if (request->site().size() > kMaxFilterText) {
       return absl::InvalidArgumentError("site: too long");
@@ -1150,9 +1210,14 @@ grpc::Status AdminService::ListAgents(grpc::ServerContext*,
   return Done("ListAgents", run());
 }
 
-grpc::Status AdminService::ListAccounts(grpc::ServerContext*,
+grpc::Status AdminService::ListAccounts(grpc::ServerContext* context,
                                         const v1::ListAccountsRequest* request,
                                         v1::ListAccountsResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListAccounts");
+  if (!who.ok()) {
+    return Done("ListAccounts", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::Duration window = queries_.options().policy.account_window;
     if (request->has_window()) {
@@ -1180,9 +1245,14 @@ grpc::Status AdminService::ListAccounts(grpc::ServerContext*,
   return Done("ListAccounts", run());
 }
 
-grpc::Status AdminService::ListAlerts(grpc::ServerContext*,
+grpc::Status AdminService::ListAlerts(grpc::ServerContext* context,
                                       const v1::ListAlertsRequest* request,
                                       v1::ListAlertsResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListAlerts");
+  if (!who.ok()) {
+    return Done("ListAlerts", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::Time since = clock_.Now() - 7 * kDay;
     if (request->has_since()) {
@@ -1219,6 +1289,11 @@ grpc::Status AdminService::ListAlerts(grpc::ServerContext*,
 grpc::Status AdminService::WatchAlerts(
     grpc::ServerContext* context, const v1::WatchAlertsRequest* request,
     grpc::ServerWriter<v1::WatchAlertsResponse>* writer) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "WatchAlerts");
+  if (!who.ok()) {
+    return Done("WatchAlerts", who.status());
+  }
   absl::StatusOr<std::unique_ptr<AlertsHub::Watch>> watch =
       alerts_.Subscribe(request->after_alert_id());
   if (!watch.ok()) {
@@ -1257,9 +1332,14 @@ grpc::Status AdminService::WatchAlerts(
 
 // --- Report ----------------------------------------------------------------
 
-grpc::Status AdminService::Report(grpc::ServerContext*,
+grpc::Status AdminService::Report(grpc::ServerContext* context,
                                   const v1::ReportRequest* request,
                                   v1::ReportResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "Report");
+  if (!who.ok()) {
+    return Done("Report", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::Duration since = kDay;
     if (request->has_since()) {
@@ -1308,9 +1388,14 @@ grpc::Status AdminService::Report(grpc::ServerContext*,
 
 // --- Export / import -------------------------------------------------------
 
-grpc::Status AdminService::Export(grpc::ServerContext*,
+grpc::Status AdminService::Export(grpc::ServerContext* context,
                                   const v1::ExportRequest* request,
                                   grpc::ServerWriter<v1::ExportChunk>* writer) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "Export");
+  if (!who.ok()) {
+    return Done("Export", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     server::ExportFormat format;
     switch (request->format()) {
@@ -1356,6 +1441,11 @@ grpc::Status AdminService::Export(grpc::ServerContext*,
 grpc::Status AdminService::Import(grpc::ServerContext* context,
                                   const v1::ImportRequest* request,
                                   v1::ImportResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "Import");
+  if (!who.ok()) {
+    return Done("Import", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     if (request->text().size() > static_cast<size_t>(v1::kMaxImportTextBytes)) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -1404,7 +1494,7 @@ grpc::Status AdminService::Import(grpc::ServerContext* context,
         ParseImport(format, request->text(), defaults, clock_.Now()));
     ASSIGN_OR_RETURN(ImportSummary summary,
                      queries_.ApplyImport(std::move(lines), request->dry_run(),
-                                          ResolveActor(*context)));
+                                          who->actor, context->peer()));
     size_t reported = 0;
     for (const ImportLine& l : summary.lines) {
       const bool ok = l.outcome == ImportOutcome::kAdded ||
@@ -1445,9 +1535,14 @@ grpc::Status AdminService::Import(grpc::ServerContext* context,
 
 // --- Audit -----------------------------------------------------------------
 
-grpc::Status AdminService::ListAudit(grpc::ServerContext*,
+grpc::Status AdminService::ListAudit(grpc::ServerContext* context,
                                      const v1::ListAuditRequest* request,
                                      v1::ListAuditResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kReadOnly, "ListAudit");
+  if (!who.ok()) {
+    return Done("ListAudit", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     absl::Time since = absl::UnixEpoch();
     if (request->has_since()) {
@@ -1483,6 +1578,7 @@ grpc::Status AdminService::ListAudit(grpc::ServerContext*,
       out->set_before_json(r.before);
       out->set_after_json(r.after);
       out->set_reason(AdminQueries::AuditReason(r));
+      out->set_peer(r.peer);
     }
     return absl::OkStatus();
   };
@@ -1491,9 +1587,14 @@ grpc::Status AdminService::ListAudit(grpc::ServerContext*,
 
 // --- Enrollment (later) ----------------------------------------------------
 
-grpc::Status AdminService::EnrollAgent(grpc::ServerContext*,
+grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
                                        const v1::EnrollAgentRequest*,
                                        v1::EnrollAgentResponse*) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kAdmin, "EnrollAgent");
+  if (!who.ok()) {
+    return Done("EnrollAgent", who.status());
+  }
   return Done("EnrollAgent",
               absl::UnimplementedError(
                   "agent enrollment is not available yet (it arrives with "
@@ -1501,9 +1602,14 @@ grpc::Status AdminService::EnrollAgent(grpc::ServerContext*,
                   "certificates)"));
 }
 
-grpc::Status AdminService::RevokeAgent(grpc::ServerContext*,
+grpc::Status AdminService::RevokeAgent(grpc::ServerContext* context,
                                        const v1::RevokeAgentRequest*,
                                        v1::RevokeAgentResponse*) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kAdmin, "RevokeAgent");
+  if (!who.ok()) {
+    return Done("RevokeAgent", who.status());
+  }
   return Done("RevokeAgent",
               absl::UnimplementedError(
                   "agent revocation is not available yet (it arrives with "
@@ -1512,9 +1618,14 @@ grpc::Status AdminService::RevokeAgent(grpc::ServerContext*,
 
 // --- Policy dry run --------------------------------------------------------
 
-grpc::Status AdminService::DryRunPolicy(grpc::ServerContext*,
+grpc::Status AdminService::DryRunPolicy(grpc::ServerContext* context,
                                         const v1::DryRunPolicyRequest* request,
                                         v1::DryRunPolicyResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kOperator, "DryRunPolicy");
+  if (!who.ok()) {
+    return Done("DryRunPolicy", who.status());
+  }
   const auto run = [&]() -> absl::Status {
     const absl::Time now = clock_.Now();
     if (!request->has_start()) {

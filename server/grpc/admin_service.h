@@ -19,7 +19,7 @@
 //
 // Register next to the callback AgentService on the same builder:
 //   AdminService admin(options, correlator, store, distributor, clock,
-//                      registry, facts);
+//                      registry, authenticator, facts);
 //   builder.RegisterService(&agent_service);  // callback API
 //   builder.RegisterService(&admin);          // sync API
 //   ... server = builder.BuildAndStart();
@@ -29,10 +29,14 @@
 // (Serving admin on its own listener/port only needs a second
 // AddListeningPort; the services do not care.)
 //
-// Identity: the audit actor is ResolveActor(): the "x-rampart-actor"
-// metadata value if present (sanitised, at most 128 bytes), else
-// "admin@<peer>". Authentication (mTLS subjects, tokens, roles) comes with
-// the security work and replaces ResolveActor.
+// Identity and authorization (docs/security.md "Admin authorization"): every
+// method first authenticates the caller's "authorization: Bearer <token>"
+// metadata with the AdminAuthenticator (UNAUTHENTICATED if missing, unknown
+// or revoked) and checks the role the method needs (PERMISSION_DENIED):
+// read-only for lists, lookups, report, export, audit and status; operator
+// for AddBan/RemoveBan/AddAllow/RemoveAllow/Import/DryRunPolicy; admin for
+// AddBan of a prefix broader than /16 (IPv4) or /32 (IPv6) and for
+// EnrollAgent/RevokeAgent. The audit actor is the token's "token:<name>".
 //
 // Thread-safety: thread-safe; gRPC calls the handlers concurrently from its
 // sync pool. WatchAlerts occupies one pool thread per stream (at most
@@ -50,6 +54,7 @@
 #include "grpcpp/support/sync_stream.h"
 #include "rampart/v1/admin.grpc.pb.h"
 #include "rampart/v1/limits.h"
+#include "server/core/admin_auth.h"
 #include "server/core/admin_queries.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
@@ -63,8 +68,6 @@ struct AdminServiceOptions {
   AdminQueriesOptions queries;
   // WatchAlerts polling cadence and limits.
   AlertsHub::Options alerts;
-  // Longest "x-rampart-actor" value kept, in bytes. Default 128.
-  size_t max_actor_bytes = 128;
   // Export chunk size, at most v1::kMaxExportChunkBytes (the default).
   size_t export_chunk_bytes = static_cast<size_t>(v1::kMaxExportChunkBytes);
   // Most ImportLineResults in one response (the counts stay exact), so the
@@ -79,7 +82,8 @@ class AdminService final : public v1::AdminService::Service {
   // Hello data); its callbacks may be empty.
   AdminService(const AdminServiceOptions& options, Correlator& correlator,
                Store& store, BanDistributor& distributor, Clock& clock,
-               metrics::Registry& metrics, ServerFacts facts);
+               metrics::Registry& metrics, AdminAuthenticator& auth,
+               ServerFacts facts);
   ~AdminService() override;
 
   AdminService(const AdminService&) = delete;
@@ -161,9 +165,10 @@ class AdminService final : public v1::AdminService::Service {
                             v1::DryRunPolicyResponse* response) override;
 
  private:
-  // The identity recorded in the audit log for this call (see the class
-  // comment). The seam for real authentication.
-  std::string ResolveActor(const grpc::ServerContext& context) const;
+  // Authenticates the caller of `method` and checks it has `needed`.
+  absl::StatusOr<Principal> Authorize(const grpc::ServerContext& context,
+                                      AdminRole needed,
+                                      std::string_view method);
   // Counts the call by method and code and converts the status.
   grpc::Status Done(std::string_view method, const absl::Status& status);
 
@@ -172,6 +177,7 @@ class AdminService final : public v1::AdminService::Service {
   BanDistributor& distributor_;
   metrics::Registry& metrics_;
   metrics::Gauge& watchers_gauge_;
+  AdminAuthenticator& auth_;
   AdminQueries queries_;
   AlertsHub alerts_;
 };

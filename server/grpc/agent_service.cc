@@ -20,6 +20,35 @@
 namespace rampart::server {
 namespace {
 
+// The IP of a gRPC peer string ("ipv4:192.0.2.1:5000",
+// "ipv6:[2001:db8::1]:5000", possibly with %5B/%5D for the brackets); nullopt
+// for anything else (unix sockets).
+std::optional<IpAddress> PeerIp(std::string_view peer) {
+  std::string text(peer);
+  for (const auto& [from, to] :
+       {std::pair<std::string_view, char>{"%5B", '['},
+        std::pair<std::string_view, char>{"%5D", ']'}}) {
+    for (size_t at = text.find(from); at != std::string::npos;
+         at = text.find(from)) {
+      text.replace(at, from.size(), 1, to);
+    }
+  }
+  std::string_view v = text;
+  if (v.substr(0, 5) == "ipv4:") {
+    v.remove_prefix(5);
+    v = v.substr(0, v.rfind(':'));
+  } else if (v.substr(0, 5) == "ipv6:") {
+    v.remove_prefix(5);
+    if (!v.empty() && v.front() == '[') {
+      v = v.substr(1,
+                   v.find(']') == std::string_view::npos ? 0 : v.find(']') - 1);
+    }
+  } else {
+    return std::nullopt;
+  }
+  return IpAddress::Parse(v);
+}
+
 using Op = JournalEntry::Op;
 
 void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
@@ -656,7 +685,8 @@ void AgentService::Stream::HandleHello(const v1::Hello& hello) {
   v1::StreamLimits* limits = w->mutable_limits();
   limits->set_max_message_bytes(
       static_cast<uint32_t>(service_.options_.max_message_bytes));
-  limits->set_max_events_per_batch(v1::kMaxEventsPerBatch);
+  limits->set_max_events_per_batch(std::clamp(
+      service_.options_.max_events_per_batch, 1, v1::kMaxEventsPerBatch));
   limits->set_max_user_bytes(v1::kMaxUserBytes);
   v1::PolicyHint* hint = w->mutable_policy_hint();
   SetDuration(hint->mutable_heartbeat_interval(),
@@ -710,10 +740,36 @@ void AgentService::Stream::HandleBatch(const v1::EventBatch& batch) {
     agent_id = agent_id_;
     spool_epoch = spool_epoch_;
   }
+  // Abuse limits first, before any conversion work: the batch size cap, then
+  // the agent's event rate. Both reject only this batch; the stream stays
+  // usable.
+  const int max_events = std::clamp(service_.options_.max_events_per_batch, 1,
+                                    v1::kMaxEventsPerBatch);
+  absl::Status limited = absl::OkStatus();
+  if (batch.events_size() > max_events) {
+    service_.batches_oversized_.Increment();
+    limited = absl::InvalidArgumentError(
+        absl::StrFormat("batch %d has %d events, at most %d are allowed "
+                        "(StreamLimits.max_events_per_batch)",
+                        sequence, batch.events_size(), max_events));
+  } else if (const absl::Duration wait = service_.limiter_.TryAcquire(
+                 agent_id, batch.events_size(), now);
+             wait > absl::ZeroDuration()) {
+    service_.batches_throttled_.Increment();
+    limited = absl::ResourceExhaustedError(absl::StrFormat(
+        "batch %d refused: agent %s is over its event rate limit (%g "
+        "events/s, burst %g); %d events would fit again in %s",
+        sequence, agent_id, service_.limiter_.options().events_per_second,
+        service_.limiter_.options().burst, batch.events_size(),
+        absl::FormatDuration(absl::Ceil(wait, absl::Milliseconds(1)))));
+  }
   absl::StatusOr<ConvertedBatch> converted =
-      ToDomain(batch, agent_id, spool_epoch, now);
+      limited.ok() ? ToDomain(batch, agent_id, spool_epoch, now)
+                   : absl::StatusOr<ConvertedBatch>(limited);
   if (!converted.ok()) {
-    service_.Rejected("invalid_batch").Increment();
+    if (converted.status().code() != absl::StatusCode::kResourceExhausted) {
+      service_.Rejected("invalid_batch").Increment();
+    }
     Ops ops;
     {
       absl::MutexLock lock(&mu_);
@@ -846,11 +902,20 @@ void AgentService::Stream::OnIngested(uint64_t sequence,
       // Transient (store down, commit conflict): the batch stays
       // unacknowledged; end the stream so that the agent reconnects with
       // backoff and resends it.
-      RequestFinishLocked(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrFormat("batch %d not stored, resend it: %s",
-                                       sequence, result.status().ToString())),
-          /*graceful=*/true);
+      const std::string why =
+          absl::StrFormat("batch %d not stored, resend it: %s", sequence,
+                          result.status().ToString());
+      if (!finish_status_.has_value()) {
+        v1::ServerMessage m;
+        v1::Notice* n = m.mutable_notice();
+        n->set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+        n->set_message(why);
+        SetDuration(n->mutable_retry_after(),
+                    service_.options_.unavailable_retry_after);
+        final_notice_ = std::move(m);
+      }
+      RequestFinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, why),
+                          /*graceful=*/true);
     }
     ops = TakeOpsLocked(false);
   }
@@ -1264,7 +1329,8 @@ void AgentService::Stream::InstallSnapshotLocked(
 AgentService::AgentService(const AgentServiceOptions& options,
                            BanDistributor& distributor,
                            IngestPipeline& pipeline, Clock& clock,
-                           metrics::Registry& metrics)
+                           metrics::Registry& metrics,
+                           ProtectedAddresses* protect)
     : options_(options),
       distributor_(distributor),
       pipeline_(pipeline),
@@ -1282,7 +1348,17 @@ AgentService::AgentService(const AgentServiceOptions& options,
           "through HTTP/2 flow control)")),
       snapshot_fallbacks_(metrics.GetCounter(
           "rampart_agent_snapshot_fallbacks_total",
-          "Times queued deltas for a slow agent were replaced by a snapshot")) {
+          "Times queued deltas for a slow agent were replaced by a snapshot")),
+      batches_throttled_(metrics.GetCounter(
+          "rampart_agent_batches_throttled_total",
+          "Event batches refused with RESOURCE_EXHAUSTED because their agent "
+          "exceeded limits.agent_events_per_second / agent_events_burst")),
+      batches_oversized_(metrics.GetCounter(
+          "rampart_agent_batches_oversized_total",
+          "Event batches refused because they held more than "
+          "limits.max_events_per_batch events")),
+      limiter_(options.rate),
+      protect_(protect) {
   for (std::string_view reason :
        {"no_hello", "duplicate_hello", "invalid_hello", "unauthenticated",
         "invalid_batch", "stream_limit", "draining"}) {
@@ -1377,6 +1453,13 @@ void AgentService::RecordHello(const v1::Hello& hello, std::string peer) {
     }
   }
   f.connected_since = clock_.Now();
+  if (protect_ != nullptr) {
+    std::vector<IpAddress> own = f.host_addresses;
+    if (std::optional<IpAddress> ip = PeerIp(f.peer_address)) {
+      own.insert(own.begin(), *ip);
+    }
+    protect_->SetAgentAddresses(f.agent_id, std::move(own));
+  }
   absl::MutexLock lock(&mu_);
   facts_[f.agent_id] = std::move(f);
 }

@@ -44,9 +44,11 @@
 #include "rampart/v1/agent.grpc.pb.h"
 #include "rampart/v1/limits.h"
 #include "server/core/admin_queries.h"
+#include "server/core/agent_rate_limiter.h"
 #include "server/core/ban.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/ingest_pipeline.h"
+#include "server/core/protected_addresses.h"
 
 namespace rampart::server {
 
@@ -88,6 +90,17 @@ struct AgentServiceOptions {
   int notices_per_minute = 10;
   // Notice.retry_after sent before a draining server ends a stream.
   absl::Duration drain_retry_after = absl::Seconds(5);
+  // Retry hint in the Notice that ends a stream whose batch could not be
+  // stored (database down): the agent waits at least this long before it
+  // reconnects and resends. Default 2s.
+  absl::Duration unavailable_retry_after = absl::Seconds(2);
+  // Abuse limits (docs/security.md "Abuse limits"). Most events per batch
+  // (StreamLimits.max_events_per_batch; larger batches are rejected with
+  // INVALID_ARGUMENT), clamped to [1, kMaxEventsPerBatch].
+  int max_events_per_batch = v1::kMaxEventsPerBatch;
+  // Per-agent event token bucket; a batch beyond it is rejected with
+  // RESOURCE_EXHAUSTED (rampart_agent_batches_throttled_total).
+  AgentRateLimiter::Options rate;
 };
 
 // Validates a Hello (docs/protocol.md, agent.proto field comments). Returns
@@ -108,9 +121,12 @@ class AgentService final : public v1::AgentService::CallbackService {
  public:
   // Starts the idle-sweep thread if options.sweep_interval > 0. References
   // must outlive the service.
+  // `protect`, if given, learns every agent's peer and Hello addresses (so
+  // they are never auto-banned); it must outlive the service.
   AgentService(const AgentServiceOptions& options, BanDistributor& distributor,
                IngestPipeline& pipeline, Clock& clock,
-               metrics::Registry& metrics);
+               metrics::Registry& metrics,
+               ProtectedAddresses* protect = nullptr);
   // REQUIRES: every stream is done (the grpc::Server was shut down).
   ~AgentService() override;
 
@@ -213,6 +229,10 @@ class AgentService final : public v1::AgentService::CallbackService {
   metrics::Histogram& push_latency_;
   metrics::Counter& reads_deferred_;
   metrics::Counter& snapshot_fallbacks_;
+  metrics::Counter& batches_throttled_;
+  metrics::Counter& batches_oversized_;
+  AgentRateLimiter limiter_;
+  ProtectedAddresses* const protect_;
   std::map<std::string, metrics::Counter*, std::less<>> rejected_;
 
   mutable absl::Mutex mu_;

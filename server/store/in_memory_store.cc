@@ -346,4 +346,58 @@ absl::StatusOr<std::vector<AuditRecord>> InMemoryStore::ListAudit(
   return out;
 }
 
+absl::Status InMemoryStore::PutApiToken(const ApiToken& token) {
+  ApiToken copy = token;
+  copy.created = Stored(copy.created);
+  if (copy.revoked) {
+    copy.revoked = Stored(*copy.revoked);
+  }
+  absl::MutexLock lock(&mu_);
+  for (const ApiToken& t : tokens_) {
+    if (t.hash == copy.hash) {
+      return absl::AlreadyExistsError("a token with this hash exists");
+    }
+    if (t.name == copy.name && !t.revoked) {
+      return absl::AlreadyExistsError(
+          absl::StrFormat("token \"%s\" exists", copy.name));
+    }
+  }
+  std::erase_if(tokens_,
+                [&](const ApiToken& t) { return t.name == copy.name; });
+  tokens_.push_back(std::move(copy));
+  std::sort(
+      tokens_.begin(), tokens_.end(),
+      [](const ApiToken& x, const ApiToken& y) { return x.name < y.name; });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ApiToken>> InMemoryStore::FindApiToken(
+    std::string_view hash) {
+  absl::MutexLock lock(&mu_);
+  for (const ApiToken& t : tokens_) {
+    if (t.hash == hash && !t.revoked) {
+      return std::optional<ApiToken>(t);
+    }
+  }
+  return std::optional<ApiToken>();
+}
+
+absl::StatusOr<std::vector<ApiToken>> InMemoryStore::ListApiTokens() {
+  absl::MutexLock lock(&mu_);
+  return tokens_;
+}
+
+absl::Status InMemoryStore::RevokeApiToken(std::string_view name,
+                                           absl::Time at) {
+  absl::MutexLock lock(&mu_);
+  for (ApiToken& t : tokens_) {
+    if (t.name == name && !t.revoked) {
+      t.revoked = Stored(at);
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrFormat("no active token named \"%s\"", name));
+}
+
 }  // namespace rampart::server

@@ -58,6 +58,11 @@ class InMemoryStore final : public Store {
       absl::Time since, size_t limit) override;
   absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
       absl::Time since, size_t limit) override;
+  absl::Status PutApiToken(const ApiToken& token) override;
+  absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) override;
+  absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override;
+  absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
 
@@ -88,6 +93,7 @@ class InMemoryStore final : public Store {
   std::map<std::string, AccountAttack> accounts_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, CompromiseAlert> alerts_ ABSL_GUARDED_BY(mu_);  // by id
   std::vector<AuditRecord> audit_ ABSL_GUARDED_BY(mu_);  // id = index + 1
+  std::vector<ApiToken> tokens_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rampart::server

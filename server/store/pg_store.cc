@@ -136,8 +136,8 @@ constexpr Statement kDeleteAllow{
     "delete_allow", "DELETE FROM allowlist WHERE prefix = $1::cidr"};
 constexpr Statement kInsertAudit{
     "insert_audit",
-    "INSERT INTO audit (time, actor, action, target, before, after)"
-    " VALUES ($1::timestamptz, $2, $3, $4, $5, $6)"};
+    "INSERT INTO audit (time, actor, action, target, before, after, peer)"
+    " VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7)"};
 
 // --- Reads
 // --------------------------------------------------------------------
@@ -218,9 +218,33 @@ constexpr Statement kListAlerts{
     " ORDER BY time DESC, id DESC LIMIT $2"};
 constexpr Statement kListAudit{
     "list_audit",
-    "SELECT id, rampart_micros(time), actor, action, target, before, after"
-    " FROM audit WHERE time >= $1::timestamptz"
+    "SELECT id, rampart_micros(time), actor, action, target, before, after,"
+    " peer FROM audit WHERE time >= $1::timestamptz"
     " ORDER BY time DESC, id DESC LIMIT $2"};
+constexpr Statement kTokenHashExists{
+    "token_hash_exists", "SELECT 1 FROM api_tokens WHERE hash = $1"};
+// Replaces a revoked token of the same name; an active one is left alone
+// (no row affected: kAlreadyExists). $5 '' = not revoked.
+constexpr Statement kPutApiToken{
+    "put_api_token",
+    "INSERT INTO api_tokens (name, role, hash, created, revoked)"
+    " VALUES ($1, $2, $3, $4::timestamptz,"
+    " CASE WHEN $5 = '' THEN NULL ELSE $5::timestamptz END)"
+    " ON CONFLICT (name) DO UPDATE SET role = excluded.role,"
+    " hash = excluded.hash, created = excluded.created,"
+    " revoked = excluded.revoked WHERE api_tokens.revoked IS NOT NULL"};
+constexpr Statement kFindApiToken{
+    "find_api_token",
+    "SELECT name, role, hash, rampart_micros(created), rampart_micros(revoked)"
+    " FROM api_tokens WHERE hash = $1 AND revoked IS NULL"};
+constexpr Statement kListApiTokens{
+    "list_api_tokens",
+    "SELECT name, role, hash, rampart_micros(created), rampart_micros(revoked)"
+    " FROM api_tokens ORDER BY name"};
+constexpr Statement kRevokeApiToken{
+    "revoke_api_token",
+    "UPDATE api_tokens SET revoked = $2::timestamptz"
+    " WHERE name = $1 AND revoked IS NULL"};
 
 #undef RAMPART_PG_BAN_COLUMNS
 #undef RAMPART_PG_EVENT_COLUMNS
@@ -237,6 +261,8 @@ constexpr Statement kAllStatements[] = {
     kBanListEpoch,       kOldestRevision,   kPruneJournal,
     kEventsPage,         kPruneEvents,      kBansFor,
     kListAccounts,       kListAlerts,       kListAudit,
+    kTokenHashExists,    kPutApiToken,      kFindApiToken,
+    kListApiTokens,      kRevokeApiToken,
 };
 
 // --- Conversions
@@ -438,6 +464,7 @@ absl::Status ValidateRecord(const CommitRecord& record) {
     RETURN_IF_ERROR(CheckText("audit target", a.target));
     RETURN_IF_ERROR(CheckText("audit before", a.before));
     RETURN_IF_ERROR(CheckText("audit after", a.after));
+    RETURN_IF_ERROR(CheckText("audit peer", a.peer));
   }
   return absl::OkStatus();
 }
@@ -594,23 +621,49 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Create(
 
 absl::Status PgStore::Run(const char* operation,
                           const std::function<absl::Status(Session&)>& body) {
-  absl::MutexLock lock(&mu_);
-  try {
-    if (session_ == nullptr || !session_->conn().is_open()) {
-      session_.reset();
-      session_ = std::make_unique<Session>(options_);
+  const int pool_size = std::clamp(options_.pool_size, 1, 64);
+  std::unique_ptr<Session> session;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto available = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || busy_ < pool_size;
+    };
+    mu_.Await(absl::Condition(&available));
+    if (!idle_.empty()) {
+      session = std::move(idle_.back());
+      idle_.pop_back();
     }
-    return body(*session_);
+    ++busy_;
+    generation = generation_;
+  }
+  absl::Status status;
+  try {
+    if (session == nullptr || !session->conn().is_open()) {
+      session.reset();
+      session = std::make_unique<Session>(options_);
+    }
+    status = body(*session);
   } catch (...) {
-    absl::Status status =
-        StatusFromPqxxException(std::current_exception(), operation);
+    status = StatusFromPqxxException(std::current_exception(), operation);
     if (status.code() == absl::StatusCode::kUnavailable ||
         status.code() == absl::StatusCode::kUnknown) {
       // The connection is unusable or in an unknown state: start afresh.
-      session_.reset();
+      session.reset();
     }
-    return status;
   }
+  // Closed outside the lock (a disconnect may take a round trip).
+  std::unique_ptr<Session> to_close;
+  {
+    absl::MutexLock lock(&mu_);
+    --busy_;
+    if (session != nullptr && generation == generation_) {
+      idle_.push_back(std::move(session));
+    } else {
+      to_close = std::move(session);
+    }
+  }
+  return status;
 }
 
 absl::Status PgStore::Migrate() {
@@ -656,8 +709,10 @@ void PgStore::SetEventWriteModeForTest(EventWriteMode mode) {
 }
 
 void PgStore::DisconnectForTest() {
+  std::vector<std::unique_ptr<Session>> to_close;
   absl::MutexLock lock(&mu_);
-  session_.reset();
+  to_close.swap(idle_);
+  ++generation_;
 }
 
 absl::Status PgStore::DropSchemaForTest(const std::string& dsn,
@@ -802,7 +857,7 @@ absl::Status PgStore::Commit(const CommitRecord& record) {
     }
     for (const AuditRecord& a : record.audit) {
       tx.exec_prepared(kInsertAudit.name, PgTime(a.time), a.actor, a.action,
-                       a.target, a.before, a.after);
+                       a.target, a.before, a.after, a.peer);
     }
     tx.commit();
     return absl::OkStatus();
@@ -1124,11 +1179,97 @@ absl::StatusOr<std::vector<AuditRecord>> PgStore::ListAudit(absl::Time since,
       a.target = row[4].as<std::string>();
       a.before = row[5].as<std::string>();
       a.after = row[6].as<std::string>();
+      a.peer = row[7].as<std::string>();
       out.push_back(std::move(a));
     }
     return absl::OkStatus();
   }));
   return out;
+}
+
+// --- API tokens --------------------------------------------------------------
+
+namespace {
+
+absl::StatusOr<ApiToken> TokenFromRow(const pqxx::row& row) {
+  ApiToken t;
+  t.name = row[0].as<std::string>();
+  std::optional<AdminRole> role = ParseRole(row[1].as<std::string>());
+  if (!role) {
+    return absl::InternalError(absl::StrFormat(
+        "api_tokens: token \"%s\" has an unknown role", t.name));
+  }
+  t.role = *role;
+  t.hash = row[2].as<std::string>();
+  t.created = FromPgMicros(row[3].as<int64_t>());
+  if (!row[4].is_null()) {
+    t.revoked = FromPgMicros(row[4].as<int64_t>());
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::Status PgStore::PutApiToken(const ApiToken& token) {
+  return Run("PutApiToken", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    if (!tx.exec_prepared(kTokenHashExists.name, token.hash).empty()) {
+      return absl::AlreadyExistsError("a token with this hash exists");
+    }
+    const pqxx::result r = tx.exec_prepared(
+        kPutApiToken.name, token.name, std::string(RoleName(token.role)),
+        token.hash, PgTime(token.created),
+        token.revoked ? PgTime(*token.revoked) : std::string());
+    if (r.affected_rows() == 0) {
+      return absl::AlreadyExistsError(
+          absl::StrFormat("token \"%s\" exists", token.name));
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<ApiToken>> PgStore::FindApiToken(
+    std::string_view hash) {
+  std::optional<ApiToken> out;
+  RETURN_IF_ERROR(Run("FindApiToken", [&](Session& s) -> absl::Status {
+    out.reset();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row :
+         tx.exec_prepared(kFindApiToken.name, std::string(hash))) {
+      ASSIGN_OR_RETURN(ApiToken t, TokenFromRow(row));
+      out = std::move(t);
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<ApiToken>> PgStore::ListApiTokens() {
+  std::vector<ApiToken> out;
+  RETURN_IF_ERROR(Run("ListApiTokens", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row : tx.exec_prepared(kListApiTokens.name)) {
+      ASSIGN_OR_RETURN(ApiToken t, TokenFromRow(row));
+      out.push_back(std::move(t));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status PgStore::RevokeApiToken(std::string_view name, absl::Time at) {
+  return Run("RevokeApiToken", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    if (tx.exec_prepared(kRevokeApiToken.name, std::string(name), PgTime(at))
+            .affected_rows() == 0) {
+      return absl::NotFoundError(
+          absl::StrFormat("no active token named \"%s\"", name));
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace rampart::server

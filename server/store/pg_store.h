@@ -12,12 +12,12 @@
 // kInvalidArgument). 64-bit unsigned ids (ban ids, revisions, spool epochs) are
 // stored bit-for-bit in `bigint`.
 //
-// Thread-safety: thread-safe. All calls share ONE connection guarded by mu_,
-// so calls are serialised. To add a pool later: replace `session_` by a
-// bounded pool of Sessions (each with its own prepared statements), take one
-// per call, and keep the rest as is - Commit() already serialises journal
-// writers with a database-side advisory lock, not with mu_, so several
-// connections (or several server processes) may share one database.
+// Thread-safety: thread-safe. Calls run on a bounded pool of connections
+// (PgStoreOptions::pool_size, each with its own prepared statements): up to
+// that many calls run concurrently, the others wait for a free connection.
+// Commit() serialises journal writers with a database-side advisory lock, so
+// several connections (or several server processes) may share one database;
+// commits without journal entries (events only) run in parallel.
 //
 // Errors (CONVENTIONS.md item 5, see pg_status.h): kUnavailable if the
 // database is unreachable (the broken connection is dropped and the next
@@ -54,6 +54,11 @@ struct PgStoreOptions {
   absl::Duration statement_timeout = absl::Seconds(30);
   // Events per page read by ForEachEvent. Default 10000.
   int read_page_size = 10000;
+  // Connections kept open, at most; each is used by one call at a time.
+  // Clamped to [1, 64]. Default 4: two ingest workers' transactions
+  // (IngestPipelineOptions::workers), the next group's duplicate look-up,
+  // and admin queries.
+  int pool_size = 4;
 };
 
 class PgStore : public Store {
@@ -100,6 +105,11 @@ class PgStore : public Store {
       absl::Time since, size_t limit) override;
   absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
       absl::Time since, size_t limit) override;
+  absl::Status PutApiToken(const ApiToken& token) override;
+  absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) override;
+  absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override;
+  absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
 
@@ -116,8 +126,8 @@ class PgStore : public Store {
   enum class EventWriteMode { kCopy, kInsertUnnest };
   void SetEventWriteModeForTest(EventWriteMode mode);
 
-  // Drops the connection as if the server had gone away; the next call
-  // reconnects.
+  // Drops the idle connections, and those in use when their call returns,
+  // as if the server had gone away; the next call reconnects.
   void DisconnectForTest();
 
  private:
@@ -128,10 +138,10 @@ class PgStore : public Store {
 
   explicit PgStore(const PgStoreOptions& options);
 
-  // Runs `body` on the session (connecting first if needed) and maps any
-  // libpqxx exception via pg_status.h; drops the session if the connection
-  // broke or a commit's outcome is unknown. `operation` names the call in
-  // error messages.
+  // Runs `body` on a pooled session (waiting for a free one, connecting
+  // first if needed) and maps any libpqxx exception via pg_status.h; drops
+  // the session if the connection broke or a commit's outcome is unknown.
+  // `operation` names the call in error messages.
   absl::Status Run(const char* operation,
                    const std::function<absl::Status(Session&)>& body)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -143,7 +153,12 @@ class PgStore : public Store {
 
   absl::Mutex mu_;
   // State below is protected by mu_.
-  std::unique_ptr<Session> session_ ABSL_GUARDED_BY(mu_);
+  // Open sessions not in use; with `busy_` at most options_.pool_size.
+  std::vector<std::unique_ptr<Session>> idle_ ABSL_GUARDED_BY(mu_);
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bumped by DisconnectForTest(): sessions of an older generation are
+  // closed when they come back.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   EventWriteMode event_write_mode_ ABSL_GUARDED_BY(mu_) = EventWriteMode::kCopy;
 };
 

@@ -110,7 +110,7 @@ constexpr char kUpsertAllow[] =
 constexpr char kDeleteAllow[] = "DELETE FROM allowlist WHERE prefix = ?1";
 constexpr char kInsertAudit[] =
     "INSERT INTO audit (time_us, actor, action, target, before_json,"
-    " after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    " after_json, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 // --- Reads ----------------------------------------------------------------
 
@@ -183,8 +183,26 @@ constexpr char kListAlerts[] =
     " recent_failures, account_under_attack, evidence FROM alerts"
     " WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC LIMIT ?2";
 constexpr char kListAudit[] =
-    "SELECT id, time_us, actor, action, target, before_json, after_json"
+    "SELECT id, time_us, actor, action, target, before_json, after_json, peer"
     " FROM audit WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC LIMIT ?2";
+constexpr char kTokenHashExists[] = "SELECT 1 FROM api_tokens WHERE hash = ?1";
+// Replaces a revoked token of the same name; an active one is left alone
+// (no change: kAlreadyExists).
+constexpr char kPutApiToken[] =
+    "INSERT INTO api_tokens (name, role, hash, created_us, revoked_us)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET"
+    " role = excluded.role, hash = excluded.hash,"
+    " created_us = excluded.created_us, revoked_us = excluded.revoked_us"
+    " WHERE api_tokens.revoked_us IS NOT NULL";
+constexpr char kFindApiToken[] =
+    "SELECT name, role, hash, created_us, revoked_us FROM api_tokens"
+    " WHERE hash = ?1 AND revoked_us IS NULL";
+constexpr char kListApiTokens[] =
+    "SELECT name, role, hash, created_us, revoked_us FROM api_tokens"
+    " ORDER BY name";
+constexpr char kRevokeApiToken[] =
+    "UPDATE api_tokens SET revoked_us = ?2"
+    " WHERE name = ?1 AND revoked_us IS NULL";
 
 #undef RAMPART_SQLITE_BAN_COLUMNS
 #undef RAMPART_SQLITE_EVENT_COLUMNS
@@ -701,6 +719,7 @@ absl::Status SqliteStore::CommitLocked(const CommitRecord& record) {
     s->BindText(4, a.target);
     s->BindText(5, a.before);
     s->BindText(6, a.after);
+    s->BindText(7, a.peer);
     RETURN_IF_ERROR(s->Run());
   }
   return absl::OkStatus();
@@ -1068,9 +1087,102 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(
     a.target = s->Bytes(4);
     a.before = s->Bytes(5);
     a.after = s->Bytes(6);
+    a.peer = s->Bytes(7);
     out.push_back(std::move(a));
   }
   return out;
+}
+
+// --- API tokens --------------------------------------------------------------
+
+namespace {
+
+absl::StatusOr<ApiToken> TokenFromRow(const SqliteStatement& s) {
+  ApiToken t;
+  t.name = s.Bytes(0);
+  std::optional<AdminRole> role = ParseRole(s.Bytes(1));
+  if (!role) {
+    return absl::InternalError(absl::StrFormat(
+        "api_tokens: token \"%s\" has an unknown role", t.name));
+  }
+  t.role = *role;
+  t.hash = s.Bytes(2);
+  t.created = FromMicros(s.Int64(3));
+  if (!s.IsNull(4)) {
+    t.revoked = FromMicros(s.Int64(4));
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::Status SqliteStore::PutApiToken(const ApiToken& token) {
+  absl::MutexLock lock(&mu_);
+  {
+    ASSIGN_OR_RETURN(ScopedStatement s, Statement(kTokenHashExists));
+    s->BindText(1, token.hash);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (row) {
+      return absl::AlreadyExistsError("a token with this hash exists");
+    }
+  }
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kPutApiToken));
+  s->BindText(1, token.name);
+  s->BindText(2, RoleName(token.role));
+  s->BindText(3, token.hash);
+  s->BindInt64(4, Micros(token.created));
+  if (token.revoked) {
+    s->BindInt64(5, Micros(*token.revoked));
+  } else {
+    s->BindNull(5);
+  }
+  RETURN_IF_ERROR(s->Run());
+  if (s->Changes() == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrFormat("token \"%s\" exists", token.name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ApiToken>> SqliteStore::FindApiToken(
+    std::string_view hash) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kFindApiToken));
+  s->BindText(1, hash);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) {
+    return std::optional<ApiToken>();
+  }
+  ASSIGN_OR_RETURN(ApiToken t, TokenFromRow(*s));
+  return std::optional<ApiToken>(std::move(t));
+}
+
+absl::StatusOr<std::vector<ApiToken>> SqliteStore::ListApiTokens() {
+  std::vector<ApiToken> out;
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kListApiTokens));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) {
+      break;
+    }
+    ASSIGN_OR_RETURN(ApiToken t, TokenFromRow(*s));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+absl::Status SqliteStore::RevokeApiToken(std::string_view name, absl::Time at) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kRevokeApiToken));
+  s->BindText(1, name);
+  s->BindInt64(2, Micros(at));
+  RETURN_IF_ERROR(s->Run());
+  if (s->Changes() == 0) {
+    return absl::NotFoundError(
+        absl::StrFormat("no active token named \"%s\"", name));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rampart::server

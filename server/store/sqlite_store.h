@@ -127,6 +127,11 @@ class SqliteStore final : public Store {
       absl::Time since, size_t limit) override;
   absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
       absl::Time since, size_t limit) override;
+  absl::Status PutApiToken(const ApiToken& token) override;
+  absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) override;
+  absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override;
+  absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
 

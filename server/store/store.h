@@ -24,6 +24,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -170,6 +171,35 @@ class Store {
   // order.
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                              size_t limit) = 0;
+  // --- Admin API tokens (docs/security.md "Admin authorization") ---------
+  // Not part of Commit(): tokens are managed from the command line
+  // (`rampart-server token ...`) and at start-up, not by the correlator.
+  // The defaults answer kUnimplemented, for wrappers and fakes that never
+  // serve the admin API; every real store overrides all four.
+
+  // Stores a new token. kAlreadyExists if a token with the same name and no
+  // revocation exists, or a token with the same hash exists. A revoked
+  // token of the same name is replaced.
+  virtual absl::Status PutApiToken(const ApiToken& token) {
+    (void)token;
+    return absl::UnimplementedError("this store keeps no API tokens");
+  }
+  // The token whose hash is `hash` and that is not revoked, or nullopt.
+  virtual absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) {
+    (void)hash;
+    return absl::UnimplementedError("this store keeps no API tokens");
+  }
+  // Every token, revoked ones included, ordered by name.
+  virtual absl::StatusOr<std::vector<ApiToken>> ListApiTokens() {
+    return absl::UnimplementedError("this store keeps no API tokens");
+  }
+  // Revokes the unrevoked token named `name` as of `at`. kNotFound if none.
+  virtual absl::Status RevokeApiToken(std::string_view name, absl::Time at) {
+    (void)name;
+    (void)at;
+    return absl::UnimplementedError("this store keeps no API tokens");
+  }
 };
 
 }  // namespace rampart::server

@@ -37,6 +37,7 @@
 #include "server/core/correlator.h"
 #include "server/grpc/agent_service.h"
 #include "server/store/in_memory_store.h"
+#include "tests/fakes/flaky_store.h"
 
 namespace rampart::agent {
 namespace {
@@ -83,13 +84,13 @@ class InProcessServer {
     server::CorrelatorOptions co;
     co.policy.ban_jitter = 0;
     correlator_ =
-        *server::Correlator::Create(co, store_, clock_, *distributor_);
+        *server::Correlator::Create(co, flaky_, clock_, *distributor_);
     pipeline_ = std::make_unique<server::IngestPipeline>(
         server::IngestPipelineOptions{}, *correlator_, clock_, registry_);
-    const server::AgentServiceOptions so{
-        .server_id = "test-server",
-        .ban_list_epoch = 42,
-        .sweep_interval = absl::ZeroDuration()};
+    server::AgentServiceOptions so{.server_id = "test-server",
+                                   .ban_list_epoch = 42,
+                                   .sweep_interval = absl::ZeroDuration()};
+    so.unavailable_retry_after = absl::Milliseconds(30);
     service_ = std::make_unique<server::AgentService>(
         so, *distributor_, *pipeline_, clock_, registry_);
     grpc::ServerBuilder builder;
@@ -136,12 +137,16 @@ class InProcessServer {
     return n;
   }
 
+  // While set, every store call fails (database down).
+  void SetStoreDown(bool down) { flaky_.SetDown(down); }
+
   std::string address() const { return absl::StrFormat("127.0.0.1:%d", port_); }
   int port() const { return port_; }
 
  private:
   SimulatedClock& clock_;
   server::InMemoryStore store_;
+  server::FlakyStore flaky_{store_};
   metrics::Registry registry_;
   std::unique_ptr<server::BanDistributor> distributor_;
   std::unique_ptr<server::Correlator> correlator_;
@@ -318,6 +323,26 @@ TEST_F(DaemonClientTest, RestartReappliesListAndResumesWithDelta) {
   EXPECT_GE(stats.deltas_applied, 1u);
   EXPECT_EQ(stats.snapshots_applied, 0u);
   EXPECT_THAT(Enforced(), Contains("203.0.113.7/32"));
+}
+
+TEST_F(DaemonClientTest, DatabaseDownStreamsDoNotResetTheBackoff) {
+  server_.Start();
+  server_.SetStoreDown(true);
+  Append(0, 5);
+  StartApp(Config({server_.address()}));
+  // Welcomed, the batch fails to store, the server ends the stream with a
+  // retry hint: each such stream keeps the backoff growing (no reconnect
+  // storm while the database is down).
+  ASSERT_TRUE(WaitUntil(
+      [&] { return app_->client().stats().unhealthy_streams_ended >= 3; }));
+  ServerClientStats s = app_->client().stats();
+  EXPECT_EQ(s.healthy_streams_ended, 0u);
+  EXPECT_EQ(s.last_retry_after, absl::Milliseconds(30));
+  EXPECT_EQ(server_.StoredEvents(), 0);
+  // The database is back: the batch is stored once.
+  server_.SetStoreDown(false);
+  ASSERT_TRUE(WaitUntil([&] { return Settled(); }));
+  EXPECT_EQ(server_.StoredEvents(), 5);
 }
 
 TEST_F(DaemonClientTest, FailsOverToTheSecondAddress) {

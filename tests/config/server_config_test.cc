@@ -456,6 +456,11 @@ limits:
   keepalive_time: 11s
   keepalive_timeout: 12s
   keepalive_min_agent_interval: 13s
+  agent_events_per_second: 14
+  agent_events_burst: 15
+  agent_new_bans_per_minute: 16
+admin:
+  bootstrap_token_file: /etc/rampart/admin.token
 )";
   absl::StatusOr<ServerConfig> c = LoadServerConfig(yaml, kSource);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -514,6 +519,10 @@ limits:
   EXPECT_EQ(c->limits.keepalive_time, absl::Seconds(11));
   EXPECT_EQ(c->limits.keepalive_timeout, absl::Seconds(12));
   EXPECT_EQ(c->limits.keepalive_min_agent_interval, absl::Seconds(13));
+  EXPECT_EQ(c->limits.agent_events_per_second, 14);
+  EXPECT_EQ(c->limits.agent_events_burst, 15);
+  EXPECT_EQ(c->limits.agent_new_bans_per_minute, 16);
+  EXPECT_EQ(c->admin.bootstrap_token_file, "/etc/rampart/admin.token");
 
   // Every key of the table was set, so every line of the dump differs from
   // the default dump (allowlist aside, which is a list).

@@ -1,9 +1,13 @@
 #include "server/core/correlator.h"
 
+#include <atomic>
+#include <thread>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/store/in_memory_store.h"
 #include "tests/fakes/flaky_store.h"
+#include "tests/fakes/gated_store.h"
 
 namespace rampart::server {
 namespace {
@@ -444,6 +448,187 @@ TEST_F(CorrelatorTest, IngestManyBatchCommittedConcurrentlyIsADuplicate) {
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_EQ(retry->new_bans, 1u);
   EXPECT_FALSE((*c)->degraded());
+}
+
+// Overlapping groups (IngestMany from two threads, as the ingest pipeline's
+// two workers do): the first group's commit is held at a gate while a
+// second group is observed and committed.
+class CorrelatorOverlapTest : public CorrelatorTest {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Correlator>> c =
+        Correlator::Create(Options(), gated_, clock_, publisher_);
+    ASSERT_TRUE(c.ok()) << c.status();
+    correlator_ = std::move(*c);
+  }
+  // Runs IngestMany(batches) on a thread; `finished` is set when it returns.
+  std::thread Start(std::vector<IngestBatch> batches,
+                    std::vector<absl::StatusOr<IngestResult>>* results,
+                    std::atomic<bool>* finished) {
+    return std::thread(
+        [this, b = std::move(batches), results, finished]() mutable {
+          *results = correlator_->IngestMany(std::move(b));
+          finished->store(true);
+        });
+  }
+
+  GatedStore gated_{flaky_};
+  std::unique_ptr<Correlator> correlator_;
+};
+
+TEST_F(CorrelatorOverlapTest, LaterGroupCommitsMeanwhileButAnswersAfter) {
+  gated_.HoldNextCommit();
+  std::vector<absl::StatusOr<IngestResult>> a, b;
+  std::atomic<bool> a_done{false}, b_done{false};
+  std::vector<IngestBatch> first;
+  first.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  std::thread ta = Start(std::move(first), &a, &a_done);
+  ASSERT_TRUE(gated_.WaitForCommitsEntered(1, absl::Seconds(30)));
+  std::vector<IngestBatch> second;
+  second.push_back({Batch(2), Failures("198.51.100.8", 3, kT0)});
+  std::thread tb = Start(std::move(second), &b, &b_done);
+  // The second group (no ban-list change) is durable while the first is
+  // still held, but its answer waits for the first group's.
+  ASSERT_TRUE(gated_.WaitForCommitsDone(1, absl::Seconds(30)));
+  EXPECT_THAT(*store_.HasBatches({Batch(1), Batch(2)}),
+              ::testing::ElementsAre(false, true));
+  EXPECT_FALSE(b_done.load());
+  EXPECT_FALSE(a_done.load());
+  gated_.ReleaseHeld();
+  ta.join();
+  tb.join();
+  ASSERT_THAT(a, SizeIs(1));
+  ASSERT_THAT(b, SizeIs(1));
+  ASSERT_TRUE(a[0].ok()) << a[0].status();
+  ASSERT_TRUE(b[0].ok()) << b[0].status();
+  EXPECT_EQ(StoredEvents(store_), 8u);
+  EXPECT_FALSE(correlator_->degraded());
+}
+
+TEST_F(CorrelatorOverlapTest, BatchStillCommittingIsSettledByItsGroup) {
+  gated_.HoldNextCommit();
+  std::vector<absl::StatusOr<IngestResult>> a, b;
+  std::atomic<bool> a_done{false}, b_done{false};
+  std::vector<IngestBatch> first;
+  first.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  std::thread ta = Start(std::move(first), &a, &a_done);
+  ASSERT_TRUE(gated_.WaitForCommitsEntered(1, absl::Seconds(30)));
+  // The agent resent batch 1 (say after a reconnect) with a new batch 3.
+  std::vector<IngestBatch> second;
+  second.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  second.push_back({Batch(3), Failures("198.51.100.9", 2, kT0)});
+  std::thread tb = Start(std::move(second), &b, &b_done);
+  ASSERT_TRUE(gated_.WaitForCommitsDone(1, absl::Seconds(30)));
+  gated_.ReleaseHeld();
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a[0].ok()) << a[0].status();
+  ASSERT_THAT(b, SizeIs(2));
+  ASSERT_TRUE(b[0].ok()) << b[0].status();
+  EXPECT_TRUE(b[0]->duplicate);
+  ASSERT_TRUE(b[1].ok()) << b[1].status();
+  EXPECT_FALSE(b[1]->duplicate);
+  EXPECT_EQ(StoredEvents(store_), 7u);  // batch 1 counted once
+  EXPECT_NEAR(correlator_->Explain(*IpAddress::Parse("198.51.100.7")).score, 5,
+              1e-6);
+}
+
+TEST_F(CorrelatorOverlapTest, BatchOfAFailedGroupIsNotAckedAsDuplicate) {
+  gated_.HoldNextCommit();
+  std::vector<absl::StatusOr<IngestResult>> a, b;
+  std::atomic<bool> a_done{false}, b_done{false};
+  std::vector<IngestBatch> first;
+  first.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  std::thread ta = Start(std::move(first), &a, &a_done);
+  ASSERT_TRUE(gated_.WaitForCommitsEntered(1, absl::Seconds(30)));
+  std::vector<IngestBatch> second;
+  second.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  second.push_back({Batch(3), Failures("198.51.100.9", 2, kT0)});
+  std::thread tb = Start(std::move(second), &b, &b_done);
+  ASSERT_TRUE(gated_.WaitForCommitsDone(1, absl::Seconds(30)));
+  flaky_.FailNextCommits(1);  // the held commit of the first group fails
+  gated_.ReleaseHeld();
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a[0].status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_THAT(b, SizeIs(2));
+  // Batch 1 was never stored: the agent must resend it, not drop it.
+  EXPECT_EQ(b[0].status().code(), absl::StatusCode::kUnavailable)
+      << b[0].status();
+  ASSERT_TRUE(b[1].ok()) << b[1].status();
+  EXPECT_TRUE(correlator_->degraded());
+  // The resend is applied exactly once, after a rebuild from the store.
+  absl::StatusOr<IngestResult> retry =
+      correlator_->Ingest(Batch(1), Failures("198.51.100.7", 5, kT0));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_FALSE(retry->duplicate);
+  EXPECT_FALSE(correlator_->degraded());
+  EXPECT_EQ(StoredEvents(store_), 7u);
+  EXPECT_NEAR(correlator_->Explain(*IpAddress::Parse("198.51.100.7")).score, 5,
+              1e-6);
+}
+
+TEST_F(CorrelatorOverlapTest, BanWaitsForEarlierGroupAndGivesUpIfItFailed) {
+  gated_.HoldNextCommit();
+  std::vector<absl::StatusOr<IngestResult>> a, b;
+  std::atomic<bool> a_done{false}, b_done{false};
+  std::vector<IngestBatch> first;
+  first.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  std::thread ta = Start(std::move(first), &a, &a_done);
+  ASSERT_TRUE(gated_.WaitForCommitsEntered(1, absl::Seconds(30)));
+  std::vector<IngestBatch> second;  // crosses the threshold: a ban
+  second.push_back({Batch(2), Failures("198.51.100.8", 10, kT0)});
+  std::thread tb = Start(std::move(second), &b, &b_done);
+  // The ban's group must not reach the store before the earlier group ends
+  // (revisions are written in order): nothing else enters meanwhile.
+  EXPECT_FALSE(gated_.WaitForCommitsEntered(2, absl::Milliseconds(200)));
+  flaky_.FailNextCommits(1);
+  gated_.ReleaseHeld();
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a[0].status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(b[0].status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(gated_.commits_entered(), 1);
+  EXPECT_THAT(publisher_.published, IsEmpty());
+  // Both resent: one ban, revision 1, published once.
+  std::vector<IngestBatch> again;
+  again.push_back({Batch(1), Failures("198.51.100.7", 5, kT0)});
+  again.push_back({Batch(2), Failures("198.51.100.8", 10, kT0)});
+  std::vector<absl::StatusOr<IngestResult>> r =
+      correlator_->IngestMany(std::move(again));
+  ASSERT_TRUE(r[0].ok()) << r[0].status();
+  ASSERT_TRUE(r[1].ok()) << r[1].status();
+  EXPECT_EQ(r[1]->new_bans, 1u);
+  ASSERT_THAT(publisher_.published, SizeIs(1));
+  EXPECT_EQ(publisher_.published[0].revision, 1u);
+}
+
+TEST_F(CorrelatorOverlapTest, AdminCallWaitsForGroupsInFlight) {
+  gated_.HoldNextCommit();
+  std::vector<absl::StatusOr<IngestResult>> a;
+  std::atomic<bool> a_done{false};
+  std::vector<IngestBatch> first;
+  first.push_back({Batch(1), Failures("198.51.100.7", 10, kT0)});  // ban, r1
+  std::thread ta = Start(std::move(first), &a, &a_done);
+  ASSERT_TRUE(gated_.WaitForCommitsEntered(1, absl::Seconds(30)));
+  std::atomic<bool> admin_done{false};
+  absl::StatusOr<Ban> manual;
+  std::thread admin([&] {
+    manual = correlator_->AddBan(Prefix("203.0.113.0/24"), absl::Hours(1),
+                                 "manual", "test");
+    admin_done.store(true);
+  });
+  EXPECT_FALSE(gated_.WaitForCommitsEntered(2, absl::Milliseconds(200)));
+  EXPECT_FALSE(admin_done.load());
+  gated_.ReleaseHeld();
+  ta.join();
+  admin.join();
+  ASSERT_TRUE(a[0].ok()) << a[0].status();
+  ASSERT_TRUE(manual.ok()) << manual.status();
+  ASSERT_THAT(publisher_.published, SizeIs(2));
+  EXPECT_EQ(publisher_.published[0].revision, 1u);
+  EXPECT_EQ(publisher_.published[1].revision, 2u);
+  EXPECT_EQ(publisher_.published[1].ban.prefix, Prefix("203.0.113.0/24"));
 }
 
 TEST_F(CorrelatorTest, InvalidPolicyIsRejectedAtCreation) {

@@ -278,6 +278,38 @@ TEST_F(CtlTest, OtherServerErrorsExit1WithTheCode) {
             "the allowlist\n");
 }
 
+TEST_F(CtlTest, DeniedCallsExit6) {
+  service().remove_ban.Fail(grpc::Status(
+      grpc::StatusCode::PERMISSION_DENIED,
+      "token:ci has role read-only; RemoveBan needs role operator"));
+  EXPECT_EQ(Run({"bans", "remove", "7", "--reason", "x"}), kExitDenied);
+  EXPECT_EQ(err_.str(),
+            "rampartctl: bans remove: PERMISSION_DENIED: token:ci has role "
+            "read-only; RemoveBan needs role operator\n");
+  service().status.Fail(
+      grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no admin token"));
+  EXPECT_EQ(Run({"status"}), kExitDenied);
+  EXPECT_THAT(err_.str(), HasSubstr("UNAUTHENTICATED: no admin token"));
+  EXPECT_THAT(err_.str(), HasSubstr("--token-file"));
+}
+
+TEST_F(CtlTest, TokenFromFlagFileOrEnvironmentIsSentAsBearer) {
+  service().status.Respond(v1::StatusResponse());
+  ASSERT_EQ(Run({"status"}), kExitOk) << err_.str();
+  EXPECT_EQ(service().last_authorization(), "");
+  env_.token = "from-env";
+  ASSERT_EQ(Run({"status"}), kExitOk) << err_.str();
+  EXPECT_EQ(service().last_authorization(), "Bearer from-env");
+  const std::string file = WriteFile("token", "  from-file \nsecond line\n");
+  ASSERT_EQ(Run({"--token-file", file, "status"}), kExitOk) << err_.str();
+  EXPECT_EQ(service().last_authorization(), "Bearer from-file");
+  ASSERT_EQ(Run({"status", "--token", "from-flag"}), kExitOk) << err_.str();
+  EXPECT_EQ(service().last_authorization(), "Bearer from-flag");
+  EXPECT_EQ(Run({"--token", "a", "--token-file", file, "status"}), kExitUsage);
+  EXPECT_EQ(Run({"--token-file", TempPath("missing"), "status"}), kExitUsage);
+  EXPECT_EQ(Run({"--token", "has space", "status"}), kExitUsage);
+}
+
 TEST_F(CtlTest, ServerMessagesAreSanitized) {
   service().remove_ban.Fail(
       grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad \x1b[31mred"));

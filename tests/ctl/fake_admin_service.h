@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -142,6 +143,11 @@ class FakeAdminService final : public v1::AdminService::Service {
  public:
   // Calls received, all methods together.
   int calls() const { return calls_.load(); }
+  // The "authorization" metadata of the last unary call ("" if none).
+  std::string last_authorization() const {
+    absl::MutexLock lock(&auth_mu_);
+    return last_authorization_;
+  }
 
   CannedUnary<v1::StatusRequest, v1::StatusResponse> status;
   CannedUnary<v1::ListBansRequest, v1::ListBansResponse> list_bans;
@@ -165,10 +171,11 @@ class FakeAdminService final : public v1::AdminService::Service {
 
   // AdminService
 #define RAMPART_FAKE_UNARY(Method, member)                         \
-  ::grpc::Status Method(::grpc::ServerContext*,                    \
+  ::grpc::Status Method(::grpc::ServerContext* context,            \
                         const v1::Method##Request* request,        \
                         v1::Method##Response* response) override { \
     ++calls_;                                                      \
+    NoteAuthorization(*context);                                   \
     return member.Handle(*request, response);                      \
   }
   RAMPART_FAKE_UNARY(Status, status)
@@ -205,6 +212,15 @@ class FakeAdminService final : public v1::AdminService::Service {
 
  private:
   std::atomic<int> calls_{0};
+  void NoteAuthorization(const ::grpc::ServerContext& context) {
+    const auto& md = context.client_metadata();
+    const auto it = md.find("authorization");
+    absl::MutexLock lock(&auth_mu_);
+    last_authorization_ =
+        it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
+  mutable absl::Mutex auth_mu_;
+  std::string last_authorization_ ABSL_GUARDED_BY(auth_mu_);
 };
 
 }  // namespace rampart::ctl::testing

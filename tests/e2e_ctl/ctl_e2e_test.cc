@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,10 +91,15 @@ policy:
 housekeeping_interval: 1s
 )";
 
-// A database, a config file and a running server.
+// The admin token every test uses: the server makes it the admin token
+// "bootstrap" from --bootstrap-token-file (docs/security.md).
+constexpr char kAdminToken[] = "e2e-admin-token-0123456789abcdef0123456789";
+
+// A database, a config file, an admin token file and a running server.
 struct ServerEnv {
   std::unique_ptr<ThrowawayDatabase> db;
   std::string config_path;
+  std::string token_path;
   std::unique_ptr<ServerProcess> server;
 
   absl::Status Start(const std::string& dsn, const std::string& tag) {
@@ -106,10 +112,14 @@ struct ServerEnv {
     config_path = absl::StrFormat("%s/rampart-e2ectl-%d-%s.yaml",
                                   ::testing::TempDir(), getpid(), tag);
     std::ofstream(config_path) << kConfigYaml;
+    token_path = absl::StrFormat("%s/rampart-e2ectl-%d-%s.token",
+                                 ::testing::TempDir(), getpid(), tag);
+    std::ofstream(token_path) << kAdminToken << "\n";
+    chmod(token_path.c_str(), 0600);
     auto started = ServerProcess::Start(
-        ServerBinary(),
-        {"--config", config_path, "--db", db->db_flag(), "--listen",
-         "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
+        ServerBinary(), {"--config", config_path, "--db", db->db_flag(),
+                         "--listen", "127.0.0.1:0", "--http-listen",
+                         "127.0.0.1:0", "--bootstrap-token-file", token_path});
     if (!started.ok()) {
       return started.status();
     }
@@ -121,6 +131,9 @@ struct ServerEnv {
     db.reset();
     if (!config_path.empty()) {
       std::remove(config_path.c_str());
+    }
+    if (!token_path.empty()) {
+      std::remove(token_path.c_str());
     }
   }
   std::string target() const { return server->grpc_target(); }
@@ -674,7 +687,8 @@ class CtlE2eTest : public ::testing::Test {
 
   // Runs rampartctl in-process against the suite's server.
   static CtlResult Ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--server", s_->env.target()});
+    args.insert(args.begin(), {"--server", s_->env.target(), "--token-file",
+                               s_->env.token_path});
     return RunRaw(args);
   }
   // Runs with --json; expects exit 0 and a JSON object.
@@ -1028,7 +1042,7 @@ TEST_F(CtlE2eTest, AllowAddListRemove) {
   ExpectAllowShape(*entry);
   EXPECT_EQ((*entry)["comment"], "monitoring subnet");
   EXPECT_TRUE((*entry)["expires_at"].is_null());
-  EXPECT_THAT((*entry)["created_by"].get<std::string>(), StartsWith("admin@"));
+  EXPECT_EQ((*entry)["created_by"], "token:bootstrap");
 
   // Already there; a ban inside it is refused; an unknown entry is NOT_FOUND.
   const CtlResult dup = Ctl({"allow", "add", "198.18.3.0/24"});
@@ -1205,8 +1219,9 @@ TEST_F(CtlE2eTest, AlertsWatchBinaryPrintsANewAlertUntilInterrupted) {
   ASSERT_GT(last_id, 0u);
   // --after: whether the alert is raised before or after the watch is
   // registered, it is delivered (replayed or live).
-  auto child = Child::Spawn({"--server", target(), "alerts", "--watch",
-                             "--json", "--after", std::to_string(last_id)});
+  auto child = Child::Spawn({"--server", target(), "--token-file",
+                             s_->env.token_path, "alerts", "--watch", "--json",
+                             "--after", std::to_string(last_id)});
   ASSERT_NE(child, nullptr);
 
   const uint64_t failure_seq = NextSequence();
@@ -1482,7 +1497,7 @@ TEST_F(CtlE2eTest, AuditListsTheMutationsWithTheActor) {
   ASSERT_EQ(table.code, kExitOk) << table;
   EXPECT_THAT(table.out, HasSubstr("ban.add"));
   EXPECT_THAT(table.out, HasSubstr("198.18.20.1"));
-  EXPECT_THAT(table.out, HasSubstr("admin@"));
+  EXPECT_THAT(table.out, HasSubstr("token:bootstrap"));
 
   Json j = CtlJson({"audit", "--since", "1h"});
   ExpectFields(j, {"records", "truncated"}, "audit");
@@ -1502,8 +1517,9 @@ TEST_F(CtlE2eTest, AuditListsTheMutationsWithTheActor) {
                {"id", "at", "actor", "action", "target", "reason", "peer",
                 "before", "after"},
                "AuditRecord");
-  EXPECT_THAT((*added)["actor"].get<std::string>(),
-              StartsWith("admin@ipv4:127.0.0.1:"));
+  EXPECT_EQ((*added)["actor"], "token:bootstrap");
+  EXPECT_THAT((*added)["peer"].get<std::string>(),
+              StartsWith("ipv4:127.0.0.1:"));
   EXPECT_EQ((*added)["reason"], "audit me");
   EXPECT_TRUE((*added)["after"].is_object()) << added->dump();
   std::optional<Json> removed = find("ban.remove", "198.18.20.1");
@@ -1572,9 +1588,10 @@ TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
 }
 
 TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
-  // RAMPART_SERVER from the environment; JSON on stdout.
-  const CtlResult status =
-      RunBinary({"status", "--json"}, {"RAMPART_SERVER=" + target()});
+  // RAMPART_SERVER and RAMPART_TOKEN from the environment; JSON on stdout.
+  const CtlResult status = RunBinary(
+      {"status", "--json"}, {"RAMPART_SERVER=" + target(),
+                             std::string("RAMPART_TOKEN=") + kAdminToken});
   ASSERT_EQ(status.code, kExitOk) << status;
   const std::optional<Json> j = ParseJson(status.out);
   ASSERT_TRUE(j.has_value());
@@ -1582,10 +1599,21 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
 
   // NOT_FOUND -> 4, on stderr.
   const CtlResult missing =
-      RunBinary({"--server", target(), "bans", "show", "987654"});
+      RunBinary({"--server", target(), "--token-file", s_->env.token_path,
+                 "bans", "show", "987654"});
   EXPECT_EQ(missing.code, kExitNotFound) << missing;
   EXPECT_THAT(missing.err, HasSubstr("not found"));
   EXPECT_EQ(missing.out, "");
+
+  // No token -> UNAUTHENTICATED, a wrong one too: exit 6, nothing changed.
+  const CtlResult anonymous = RunBinary({"--server", target(), "bans", "remove",
+                                         "198.51.100.7", "--reason", "x"});
+  EXPECT_EQ(anonymous.code, ctl::kExitDenied) << anonymous;
+  EXPECT_THAT(anonymous.err, HasSubstr("UNAUTHENTICATED"));
+  const CtlResult forged =
+      RunBinary({"--server", target(), "--token",
+                 "forged-token-0123456789abcdef012345", "status"});
+  EXPECT_EQ(forged.code, ctl::kExitDenied) << forged;
 
   // Unreachable -> 3 naming the address; usage -> 2.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
@@ -1598,7 +1626,8 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
   EXPECT_EQ(usage.code, kExitUsage) << usage;
 
   // A table through the binary.
-  const CtlResult bans = RunBinary({"--server", target(), "bans", "list"});
+  const CtlResult bans = RunBinary({"--server", target(), "--token-file",
+                                    s_->env.token_path, "bans", "list"});
   ASSERT_EQ(bans.code, kExitOk) << bans;
   EXPECT_THAT(bans.out, HasSubstr("198.51.100.7/32"));
 }
@@ -1639,7 +1668,8 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   RaiseAlert("192.0.2.70", "dave");
   uint64_t first_id = 0;
   ASSERT_TRUE(PollUntil([&] {
-    const CtlResult r = RunRaw({"--server", env_.target(), "alerts", "--json"});
+    const CtlResult r = RunRaw({"--server", env_.target(), "--token-file",
+                                env_.token_path, "alerts", "--json"});
     Json j = Json::parse(r.out, nullptr, false);
     if (r.code != 0 || j.is_discarded() || j["alerts"].empty()) {
       return false;
@@ -1654,9 +1684,10 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   std::ostream watch_err(&err_buf);
   int code = -1;
   std::thread watcher([&] {
-    code = ctl::RunCtl({"--server", env_.target(), "alerts", "--watch",
-                        "--after", std::to_string(first_id)},
-                       watch_out, watch_err);
+    code =
+        ctl::RunCtl({"--server", env_.target(), "--token-file", env_.token_path,
+                     "alerts", "--watch", "--after", std::to_string(first_id)},
+                    watch_out, watch_err);
   });
   RaiseAlert("192.0.2.71", "erin");
   const bool printed = out_buf.WaitForText("user erin from 192.0.2.71", kWait);

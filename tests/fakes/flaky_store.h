@@ -87,6 +87,23 @@ class FlakyStore final : public Store {
     if (down_) return Down();
     return inner_.ListAudit(since, limit);
   }
+  absl::Status PutApiToken(const ApiToken& token) override {
+    if (down_) return Down();
+    return inner_.PutApiToken(token);
+  }
+  absl::StatusOr<std::optional<ApiToken>> FindApiToken(
+      std::string_view hash) override {
+    if (down_) return Down();
+    return inner_.FindApiToken(hash);
+  }
+  absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override {
+    if (down_) return Down();
+    return inner_.ListApiTokens();
+  }
+  absl::Status RevokeApiToken(std::string_view name, absl::Time at) override {
+    if (down_) return Down();
+    return inner_.RevokeApiToken(name, at);
+  }
 
  private:
   static absl::Status Down() {

@@ -27,6 +27,26 @@ class GatedStore final : public Store {
     absl::MutexLock lock(&mu_);
     closed_ = false;
   }
+  // Only the next Commit() to enter waits (until ReleaseHeld()); the others
+  // pass (unless Close()d).
+  void HoldNextCommit() {
+    absl::MutexLock lock(&mu_);
+    hold_next_ = true;
+    held_released_ = false;
+  }
+  void ReleaseHeld() {
+    absl::MutexLock lock(&mu_);
+    held_released_ = true;
+  }
+  // Waits until `n` Commit() calls in total have returned from the wrapped
+  // store, at most `timeout`. Returns whether they did.
+  bool WaitForCommitsDone(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    const auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return done_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
   // Waits until `n` Commit() calls in total have entered (blocked at the
   // gate or not), at most `timeout`. Returns whether they did.
   bool WaitForCommitsEntered(int n, absl::Duration timeout) {
@@ -46,10 +66,21 @@ class GatedStore final : public Store {
     {
       absl::MutexLock lock(&mu_);
       ++entered_;
+      if (hold_next_) {
+        hold_next_ = false;
+        mu_.Await(absl::Condition(&held_released_));
+      }
       mu_.Await(absl::Condition(
           +[](bool* closed) { return !*closed; }, &closed_));
     }
-    return inner_.Commit(r);
+    absl::Status s = inner_.Commit(r);
+    absl::MutexLock lock(&mu_);
+    ++done_;
+    return s;
+  }
+  absl::StatusOr<std::vector<bool>> HasBatches(
+      const std::vector<BatchId>& b) override {
+    return inner_.HasBatches(b);
   }
   absl::StatusOr<bool> HasBatch(const BatchId& b) override {
     return inner_.HasBatch(b);
@@ -103,6 +134,9 @@ class GatedStore final : public Store {
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hold_next_ ABSL_GUARDED_BY(mu_) = false;
+  bool held_released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rampart::server

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -60,8 +61,17 @@ class AdminServiceTest : public ::testing::Test {
     // Short enough that watches notice cancellation quickly, long enough
     // not to spin; no test depends on its length.
     options.alerts.poll_interval = absl::Milliseconds(50);
+    for (const auto& [name, role] :
+         std::vector<std::pair<std::string, AdminRole>>{
+             {"alice", AdminRole::kAdmin},
+             {"bob", AdminRole::kOperator},
+             {"carol", AdminRole::kOperator},
+             {"eve", AdminRole::kOperator},
+             {"reader", AdminRole::kReadOnly}}) {
+      ASSERT_TRUE(auth_.EnsureToken(name, role, Secret(name.c_str())).ok());
+    }
     service_ = std::make_unique<AdminService>(
-        options, *correlator_, store_, distributor_, clock_, registry_,
+        options, *correlator_, store_, distributor_, clock_, registry_, auth_,
         ServerFacts{.status =
                         [] {
                           return StatusFacts{.server_version = "9.9.9",
@@ -99,13 +109,19 @@ class AdminServiceTest : public ::testing::Test {
     server_->Shutdown();
   }
 
-  // A context with a bounded deadline and the acting identity.
+  // The secret of the test token `name` (created in SetUp).
+  static std::string Secret(const char* name) {
+    return absl::StrFormat("test-token-%s-0123456789abcdef0123456789", name);
+  }
+
+  // A context with a bounded deadline and the bearer token of `actor`
+  // (none for nullptr).
   std::unique_ptr<grpc::ClientContext> Ctx(const char* actor = "alice") {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() +
                       std::chrono::seconds(60));
     if (actor != nullptr) {
-      ctx->AddMetadata("x-rampart-actor", actor);
+      ctx->AddMetadata("authorization", "Bearer " + Secret(actor));
     }
     return ctx;
   }
@@ -163,6 +179,7 @@ class AdminServiceTest : public ::testing::Test {
   InMemoryStore store_;
   BanDistributor distributor_{BanDistributor::Options{}, clock_};
   metrics::Registry registry_;
+  AdminAuthenticator auth_{AdminAuthenticator::Options{}, store_, clock_};
   std::unique_ptr<Correlator> correlator_;
   std::unique_ptr<AdminService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -203,7 +220,7 @@ TEST_F(AdminServiceTest, AddShowListRemoveBans) {
   EXPECT_EQ(shown.explanation().summary(), "spam");
   ASSERT_THAT(shown.history(), SizeIs(1));
   EXPECT_EQ(shown.history(0).action(), v1::BAN_HISTORY_ACTION_CREATED);
-  EXPECT_EQ(shown.history(0).actor(), "alice");
+  EXPECT_EQ(shown.history(0).actor(), "token:alice");
 
   v1::ListBansResponse list;
   ASSERT_TRUE(stub_->ListBans(Ctx().get(), v1::ListBansRequest(), &list).ok());
@@ -493,7 +510,7 @@ TEST_F(AdminServiceTest, AllowlistCrud) {
   v1::AddAllowResponse added;
   ASSERT_TRUE(stub_->AddAllow(Ctx().get(), add, &added).ok());
   EXPECT_EQ(added.entry().prefix(), "198.51.100.0/24");
-  EXPECT_EQ(added.entry().created_by(), "alice");
+  EXPECT_EQ(added.entry().created_by(), "token:alice");
   EXPECT_GT(added.entry().id(), 0u);
   ASSERT_THAT(added.removed_bans(), SizeIs(1));
   EXPECT_EQ(added.removed_bans(0).id(), banned.ban().id());
@@ -805,34 +822,35 @@ TEST_F(AdminServiceTest, AuditShowsMutationsWithActor) {
   allow.set_cidr("203.0.113.0/24");
   allow.set_comment("partner");
   v1::AddAllowResponse allowed;
-  // No actor metadata: the peer stands in.
-  ASSERT_TRUE(stub_->AddAllow(Ctx(nullptr).get(), allow, &allowed).ok());
-  // Hostile actor text is sanitised.
+  ASSERT_TRUE(stub_->AddAllow(Ctx("carol").get(), allow, &allowed).ok());
   v1::RemoveAllowRequest unallow;
   unallow.set_cidr("203.0.113.0/24");
   v1::RemoveAllowResponse unallowed;
-  ASSERT_TRUE(
-      stub_->RemoveAllow(Ctx("eve \"x\"").get(), unallow, &unallowed).ok());
+  ASSERT_TRUE(stub_->RemoveAllow(Ctx("eve").get(), unallow, &unallowed).ok());
 
   v1::ListAuditResponse audit;
   ASSERT_TRUE(
       stub_->ListAudit(Ctx().get(), v1::ListAuditRequest(), &audit).ok());
   ASSERT_THAT(audit.records(), SizeIs(4));
   EXPECT_EQ(audit.records(3).action(), "ban.add");
-  EXPECT_EQ(audit.records(3).actor(), "alice");
+  EXPECT_EQ(audit.records(3).actor(), "token:alice");
   EXPECT_EQ(audit.records(3).target(), "198.51.100.7");
   EXPECT_EQ(audit.records(3).reason(), "brute force");
   EXPECT_THAT(audit.records(3).after_json(), HasSubstr("brute force"));
   EXPECT_EQ(audit.records(2).action(), "ban.remove");
-  EXPECT_EQ(audit.records(2).actor(), "bob");
+  EXPECT_EQ(audit.records(2).actor(), "token:bob");
+  EXPECT_THAT(audit.records(2).before_json(), HasSubstr("198.51.100.7"));
+  EXPECT_EQ(audit.records(2).after_json(), "");
   EXPECT_EQ(audit.records(1).action(), "allow.add");
-  EXPECT_THAT(audit.records(1).actor(), HasSubstr("admin@ipv4:127.0.0.1:"));
+  EXPECT_EQ(audit.records(1).actor(), "token:carol");
+  EXPECT_THAT(audit.records(1).peer(), HasSubstr("127.0.0.1"));
   EXPECT_EQ(audit.records(1).reason(), "partner");
   EXPECT_EQ(audit.records(0).action(), "allow.remove");
-  EXPECT_EQ(audit.records(0).actor(), "eve__x_");
+  EXPECT_EQ(audit.records(0).actor(), "token:eve");
+  EXPECT_THAT(audit.records(0).before_json(), HasSubstr("partner"));
 
   v1::ListAuditRequest by_actor;
-  by_actor.set_actor("bob");
+  by_actor.set_actor("token:bob");
   ASSERT_TRUE(stub_->ListAudit(Ctx().get(), by_actor, &audit).ok());
   ASSERT_THAT(audit.records(), SizeIs(1));
   EXPECT_EQ(audit.records(0).action(), "ban.remove");
@@ -923,6 +941,97 @@ TEST_F(AdminServiceTest, DryRunPolicy) {
   req.clear_start();
   s = stub_->DryRunPolicy(Ctx().get(), req, &resp);
   EXPECT_THAT(s.error_message(), HasSubstr("start"));
+}
+
+// --- Authorization (docs/security.md "Admin authorization") ------------------
+
+TEST_F(AdminServiceTest, MissingUnknownOrRevokedTokenIsUnauthenticated) {
+  v1::StatusResponse st;
+  grpc::Status s = stub_->Status(Ctx(nullptr).get(), {}, &st);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("no admin token"));
+  EXPECT_EQ(stub_->Status(Ctx("mallory").get(), {}, &st).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto garbled = Ctx(nullptr);
+  garbled->AddMetadata("authorization", "Basic YWxpY2U6eA==");
+  EXPECT_EQ(stub_->Status(garbled.get(), {}, &st).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  ASSERT_TRUE(stub_->Status(Ctx("reader").get(), {}, &st).ok());
+  ASSERT_TRUE(auth_.RevokeToken("reader").ok());
+  s = stub_->Status(Ctx("reader").get(), {}, &st);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("revoked"));
+}
+
+TEST_F(AdminServiceTest, ReadOnlyTokenCanListButCannotUnban) {
+  v1::AddBanResponse added;
+  ASSERT_TRUE(AddBan("198.51.100.7", 1, &added).ok());
+  v1::ListBansResponse bans;
+  ASSERT_TRUE(stub_->ListBans(Ctx("reader").get(), {}, &bans).ok());
+  EXPECT_THAT(bans.bans(), SizeIs(1));
+
+  v1::RemoveBanRequest remove;
+  remove.set_target("198.51.100.7");
+  remove.set_reason("let me in");
+  v1::RemoveBanResponse removed;
+  const grpc::Status s =
+      stub_->RemoveBan(Ctx("reader").get(), remove, &removed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("token:reader has role read-only; RemoveBan needs "
+                        "role operator"));
+  ASSERT_TRUE(stub_->ListBans(Ctx("reader").get(), {}, &bans).ok());
+  EXPECT_THAT(bans.bans(), SizeIs(1));  // still banned
+  // Nothing refused is audited as done.
+  v1::ListAuditResponse audit;
+  ASSERT_TRUE(stub_->ListAudit(Ctx("reader").get(), {}, &audit).ok());
+  ASSERT_THAT(audit.records(), SizeIs(1));
+  EXPECT_EQ(audit.records(0).action(), "ban.add");
+  // Enrollment is for admins only.
+  v1::EnrollAgentResponse enrolled;
+  v1::EnrollAgentRequest enroll;
+  enroll.set_agent_id("mail9");
+  EXPECT_EQ(
+      stub_->EnrollAgent(Ctx("bob").get(), enroll, &enrolled).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(AdminServiceTest, OperatorCannotBanASlash8ButAnAdminCan) {
+  v1::AddBanRequest req;
+  req.set_target("10.0.0.0/8");
+  *req.mutable_duration() = Hours(1);
+  req.set_reason("abuse from a whole network");
+  req.set_allow_broad_prefix(true);
+  v1::AddBanResponse out;
+  grpc::Status s = stub_->AddBan(Ctx("bob").get(), req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("needs role admin"));
+  // A /16 is within an operator's reach.
+  v1::AddBanRequest narrow = req;
+  narrow.set_target("10.1.0.0/16");
+  narrow.set_allow_broad_prefix(false);
+  EXPECT_TRUE(stub_->AddBan(Ctx("bob").get(), narrow, &out).ok());
+
+  ASSERT_TRUE(stub_->AddBan(Ctx("alice").get(), req, &out).ok());
+  EXPECT_EQ(out.ban().prefix(), "10.0.0.0/8");
+  v1::ListAuditRequest by_action;
+  by_action.set_action("ban.add");
+  v1::ListAuditResponse audit;
+  ASSERT_TRUE(stub_->ListAudit(Ctx("reader").get(), by_action, &audit).ok());
+  ASSERT_THAT(audit.records(), SizeIs(2));
+  EXPECT_EQ(audit.records(0).actor(), "token:alice");
+  EXPECT_EQ(audit.records(0).target(), "10.0.0.0/8");
+  EXPECT_EQ(audit.records(0).before_json(), "");
+  EXPECT_THAT(audit.records(0).after_json(), HasSubstr("10.0.0.0/8"));
+  EXPECT_EQ(audit.records(1).actor(), "token:bob");
+}
+
+TEST_F(AdminServiceTest, LoopbackAndSelfAddressesAreNeverBanned) {
+  v1::AddBanResponse out;
+  grpc::Status s = AddBan("192.0.2.10", 1, &out);  // self_prefixes
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("never banned"));
 }
 
 }  // namespace

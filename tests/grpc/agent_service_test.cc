@@ -84,6 +84,8 @@ struct Config {
                               .sweep_interval = absl::ZeroDuration()};
   IngestPipelineOptions pipeline;
   BanDistributor::Options distributor;
+  // Wire protected_ into the correlator and the service.
+  bool protect = false;
 };
 
 class AgentServiceTest : public ::testing::Test {
@@ -92,14 +94,18 @@ class AgentServiceTest : public ::testing::Test {
     distributor_ = std::make_unique<BanDistributor>(config.distributor, clock_);
     CorrelatorOptions co;
     co.policy.ban_jitter = 0;
+    if (config.protect) {
+      co.protected_addresses = &protected_;
+    }
     absl::StatusOr<std::unique_ptr<Correlator>> c =
         Correlator::Create(co, gated_, clock_, *distributor_);
     ASSERT_TRUE(c.ok()) << c.status();
     correlator_ = std::move(*c);
     pipeline_ = std::make_unique<IngestPipeline>(config.pipeline, *correlator_,
                                                  clock_, registry_);
-    service_ = std::make_unique<AgentService>(config.service, *distributor_,
-                                              *pipeline_, clock_, registry_);
+    service_ = std::make_unique<AgentService>(
+        config.service, *distributor_, *pipeline_, clock_, registry_,
+        config.protect ? &protected_ : nullptr);
     grpc::ServerBuilder builder;
     AgentService::ConfigureServerBuilder(builder, config.service);
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -161,6 +167,7 @@ class AgentServiceTest : public ::testing::Test {
   }
 
   SimulatedClock clock_{kT0};
+  ProtectedAddresses protected_{{}};
   InMemoryStore store_;
   FlakyStore flaky_{store_};
   GatedStore gated_{flaky_};
@@ -706,6 +713,92 @@ TEST(ValidateHelloTest, AcceptsAValidHelloAndNamesTheBadField) {
   // Hostile bytes are not echoed raw.
   EXPECT_THAT(error([](v1::Hello& h) { h.set_agent_id("m\xff"); }),
               HasSubstr("'m?'"));
+}
+
+// --- Abuse limits (docs/security.md "Abuse limits")
+// ---------------------------
+
+TEST_F(AgentServiceTest, FloodingAgentIsThrottledWhileOtherAgentsFlow) {
+  Config config;
+  config.service.rate = {.events_per_second = 10, .burst = 100};
+  Start(config);
+  auto flood = NewAgent();
+  auto other = NewAgent();
+  ASSERT_TRUE(flood->Handshake(Hello("flood")).ok());
+  ASSERT_TRUE(other->Handshake(Hello("mail2")).ok());
+
+  // The burst is accepted, the next batch is refused: RESOURCE_EXHAUSTED,
+  // in band, the stream stays open.
+  ASSERT_TRUE(flood->SendBatch(1, Failures("198.51.100.50", 100)));
+  ASSERT_TRUE(flood->SendBatch(2, Failures("198.51.100.51", 50)));
+  ASSERT_TRUE(flood->SendBatch(3, Failures("198.51.100.52", 50)));
+  // Meanwhile another agent's events are stored and its ban happens.
+  ASSERT_TRUE(other->SendBatch(1, Failures("203.0.113.9", 20)));
+  ASSERT_TRUE(other->WaitForAck(1).ok());
+  ASSERT_TRUE(other->WaitForBan("203.0.113.9/32").ok());
+  ASSERT_TRUE(flood->WaitForAck(1).ok());
+  ASSERT_TRUE(flood->WaitForAck(3).ok());  // settled by its rejection
+
+  const std::map<uint64_t, v1::BatchRejection> rejected = flood->rejections();
+  ASSERT_THAT(rejected, SizeIs(2));
+  EXPECT_EQ(rejected.at(2).code(),
+            static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(rejected.at(2).message(),
+              HasSubstr("agent flood is over its event rate limit"));
+  EXPECT_FALSE(flood->ended());
+  EXPECT_THAT(other->rejections(), IsEmpty());
+  EXPECT_EQ(Metric("rampart_agent_batches_throttled_total"), 2);
+  EXPECT_EQ(StoredEvents(), 100 + 20);
+
+  // Tokens refill with (simulated) time: the same stream is usable again.
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(flood->SendBatch(5, Failures("198.51.100.53", 50)));
+  ASSERT_TRUE(flood->WaitForAck(5).ok());
+  EXPECT_THAT(flood->rejections(), SizeIs(2));
+}
+
+TEST_F(AgentServiceTest, OversizedBatchIsRejectedWithAClearStatus) {
+  Config config;
+  config.service.max_events_per_batch = 10;
+  Start(config);
+  auto a = NewAgent();
+  absl::StatusOr<v1::Welcome> welcome = a->Handshake(Hello("mail1"));
+  ASSERT_TRUE(welcome.ok()) << welcome.status();
+  EXPECT_EQ(welcome->limits().max_events_per_batch(), 10u);
+  ASSERT_TRUE(a->SendBatch(1, Failures("198.51.100.7", 11)));
+  ASSERT_TRUE(a->SendBatch(2, Failures("198.51.100.7", 10)));
+  ASSERT_TRUE(a->WaitForAck(2).ok());
+  const std::map<uint64_t, v1::BatchRejection> rejected = a->rejections();
+  ASSERT_THAT(rejected, SizeIs(1));
+  EXPECT_EQ(rejected.at(1).code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(rejected.at(1).message(),
+              HasSubstr("batch 1 has 11 events, at most 10 are allowed"));
+  EXPECT_FALSE(a->ended());
+  EXPECT_EQ(StoredEvents(), 10);
+  EXPECT_EQ(Metric("rampart_agent_batches_oversized_total"), 1);
+}
+
+TEST_F(AgentServiceTest, AgentAddressesAreNeverBannedUnderAForgedFlood) {
+  Config config;
+  config.protect = true;
+  Start(config);
+  auto victim = NewAgent();
+  auto forger = NewAgent();
+  v1::Hello hello = Hello("mail1");
+  hello.clear_host_addresses();
+  hello.add_host_addresses("192.0.2.25");
+  ASSERT_TRUE(victim->Handshake(hello).ok());
+  ASSERT_TRUE(forger->Handshake(Hello("rogue")).ok());
+  // Failures forged "from" the other agent's address and from the peer
+  // address of every stream (loopback here).
+  ASSERT_TRUE(forger->SendBatch(1, Failures("192.0.2.25", 500)));
+  ASSERT_TRUE(forger->SendBatch(2, Failures("127.0.0.1", 500)));
+  ASSERT_TRUE(forger->SendBatch(3, Failures("198.51.100.9", 20)));
+  ASSERT_TRUE(forger->WaitForAck(3).ok());
+  ASSERT_TRUE(victim->WaitForBan("198.51.100.9/32").ok());
+  EXPECT_THAT(correlator_->ActiveBans(), SizeIs(1));
+  EXPECT_GT(correlator_->abuse_stats().bans_refused_protected, 0u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // nothing else is affected; /metrics parses; SIGTERM drains; SIGKILL and
 // restart keep bans and the revision sequence.
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -36,6 +37,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Admin token the server takes from --bootstrap-token-file.
+constexpr char kAdminToken[] = "it-admin-token-0123456789abcdef0123456789";
+
 constexpr char kPolicyYaml[] = R"(
 policy:
   ban_threshold: 5
@@ -60,6 +64,9 @@ class ServerIntegrationTest : public ::testing::Test {
         "%s/rampart-it-%d-%s.yaml", ::testing::TempDir(), getpid(),
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::ofstream(config_path_) << kPolicyYaml;
+    token_path_ = config_path_ + ".token";
+    std::ofstream(token_path_) << kAdminToken << "\n";
+    chmod(token_path_.c_str(), 0600);
     StartServer();
   }
 
@@ -67,6 +74,7 @@ class ServerIntegrationTest : public ::testing::Test {
     server_.reset();
     if (!config_path_.empty()) {
       std::remove(config_path_.c_str());
+      std::remove(token_path_.c_str());
     }
   }
 
@@ -75,7 +83,8 @@ class ServerIntegrationTest : public ::testing::Test {
         ServerBinary(),
         {"--config", config_path_, "--db", db_->db_flag(), "--listen",
          absl::StrFormat("127.0.0.1:%d", grpc_port), "--http-listen",
-         absl::StrFormat("127.0.0.1:%d", http_port)});
+         absl::StrFormat("127.0.0.1:%d", http_port), "--bootstrap-token-file",
+         token_path_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -123,6 +132,7 @@ class ServerIntegrationTest : public ::testing::Test {
 
   std::unique_ptr<ThrowawayDatabase> db_;
   std::string config_path_;
+  std::string token_path_;
   std::unique_ptr<ServerProcess> server_;
 };
 
@@ -144,6 +154,7 @@ TEST_F(ServerIntegrationTest, BanReportedByOneAgentReachesAnother) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kAdminToken);
     v1::ListAgentsRequest req;
     v1::ListAgentsResponse resp;
     ASSERT_TRUE(stub->ListAgents(&ctx, req, &resp).ok());
@@ -197,9 +208,11 @@ TEST_F(ServerIntegrationTest,
 TEST_F(ServerIntegrationTest, RevisionOlderThanTheJournalWindowGetsASnapshot) {
   auto a = Connect("mx1");
   // journal_window is 4: six bans push revision 1 out of it. Two per /24,
-  // below the prefix-aggregation k of 3.
-  const char* ips[] = {"192.0.2.1",    "192.0.2.2",   "198.51.100.1",
-                       "198.51.100.2", "203.0.113.1", "203.0.113.2"};
+  // below the prefix-aggregation k of 3. Unusual host numbers: the server
+  // never bans its own interface addresses, and test hosts may hold low
+  // documentation addresses (192.0.2.2, ...).
+  const char* ips[] = {"192.0.2.201",    "192.0.2.202",   "198.51.100.201",
+                       "198.51.100.202", "203.0.113.201", "203.0.113.202"};
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(a->SendBatch(i + 1, Failures(ips[i], 6)));
     ASSERT_TRUE(a->WaitForBan(absl::StrCat(ips[i], "/32")).ok()) << ips[i];

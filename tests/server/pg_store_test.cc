@@ -19,6 +19,8 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/barrier.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/store/pg_migrations.h"
@@ -507,6 +509,50 @@ TEST_F(PgStoreTest, TimesRoundTripExactly) {
   EXPECT_EQ(state->active_bans[0], permanent.ban);
 }
 
+TEST_F(PgStoreTest, PooledConnectionsCommitEventsWhileAJournalWriterWaits) {
+  PgStoreOptions options = Options();
+  options.pool_size = 2;
+  auto store = Open(options);
+  ASSERT_NE(store, nullptr);
+  // Another writer holds the journal lock (as a second server would).
+  pqxx::connection other(dsn_);
+  pqxx::work holder(other);
+  holder.exec("SELECT pg_advisory_xact_lock(" +
+              std::to_string(0x52414d504a524e4cLL) + ")");
+  absl::Notification journal_done;
+  absl::Status journal_status;
+  std::thread writer([&] {
+    journal_status = store->Commit({.journal = {Add(1, 1, "203.0.113.9")}});
+    journal_done.Notify();
+  });
+  // Wait (bounded) until the writer's connection is queued on the lock.
+  bool waiting = false;
+  for (int i = 0; i < 500 && !waiting; ++i) {
+    pqxx::connection probe(dsn_);
+    pqxx::nontransaction q(probe);
+    waiting = q.exec1(
+                   "SELECT count(*) FROM pg_locks WHERE "
+                   "locktype = 'advisory' AND NOT granted")[0]
+                  .as<int>() > 0;
+    if (!waiting) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  ASSERT_TRUE(waiting) << "the journal writer never queued on the lock";
+  // With one connection this would wait behind the journal writer; the pool
+  // commits the events on the second one meanwhile.
+  ASSERT_TRUE(store->Commit({.events = {Event("198.51.100.7", kT0)}}).ok());
+  EXPECT_FALSE(journal_done.HasBeenNotified());
+  holder.abort();
+  writer.join();
+  EXPECT_TRUE(journal_status.ok()) << journal_status;
+  const auto journal = store->JournalSince(0, 10);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_THAT(*journal, SizeIs(1));
+  EXPECT_THAT(*store->EventsForPrefix(Prefix("198.51.100.7"), kT0, 10),
+              SizeIs(1));
+}
+
 TEST_F(PgStoreTest, PrefixQueriesUseTheIpBtree) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
@@ -525,8 +571,9 @@ TEST_F(PgStoreTest, PrefixQueriesUseTheIpBtree) {
               SizeIs(3));
   EXPECT_THAT(*store->EventsForPrefix(Prefix("0.0.0.0/0"), kT0, 10), SizeIs(3));
   EXPECT_THAT(*store->EventsForPrefix(Prefix("::/0"), kT0, 10), SizeIs(1));
-  const pqxx::result index =
-      Exec("SELECT indexdef FROM pg_indexes WHERE indexname = 'events_ip_idx'");
+  const pqxx::result index = Exec(
+      "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_ip_idx' "
+      "AND schemaname = current_schema()");
   ASSERT_EQ(index.size(), 1u);
   EXPECT_THAT(index[0][0].as<std::string>(), HasSubstr("btree (ip)"));
   // The prefix becomes an index range (planned with the actual prefix).

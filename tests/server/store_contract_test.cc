@@ -86,7 +86,8 @@ AuditRecord Audit(const char* action, absl::Time t = kT0) {
                      .action = action,
                      .target = "198.51.100.0/24",
                      .before = "",
-                     .after = "{\"x\":1}"};
+                     .after = "{\"x\":1}",
+                     .peer = "ipv4:192.0.2.1:40000"};
 }
 
 CompromiseAlert Alert(uint64_t id, absl::Time t) {
@@ -603,6 +604,49 @@ TEST_P(StoreContractTest, ListAlertsIsNewestFirstTiesByHighestId) {
   EXPECT_THAT(*store().ListAlerts(kT0, 1),
               ElementsAre(Alert(2, kT0 + absl::Minutes(2))));
   EXPECT_EQ(State().max_alert_id, 4u);
+}
+
+TEST_P(StoreContractTest, ApiTokensArePutFoundListedAndRevoked) {
+  const std::string hash_a(64, 'a');
+  const std::string hash_b(64, 'b');
+  const std::string hash_c(64, 'c');
+  const ApiToken ops{.name = "ops",
+                     .role = AdminRole::kOperator,
+                     .hash = hash_a,
+                     .created = kT0};
+  const ApiToken admin{.name = "admin",
+                       .role = AdminRole::kAdmin,
+                       .hash = hash_b,
+                       .created = kT0 + absl::Minutes(1)};
+  ASSERT_TRUE(store().PutApiToken(ops).ok());
+  ASSERT_TRUE(store().PutApiToken(admin).ok());
+  // Same name while active, or same hash: refused.
+  ApiToken again = ops;
+  again.hash = hash_c;
+  EXPECT_EQ(store().PutApiToken(again).code(),
+            absl::StatusCode::kAlreadyExists);
+  ApiToken same_hash = ops;
+  same_hash.name = "other";
+  EXPECT_EQ(store().PutApiToken(same_hash).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  EXPECT_EQ(*store().FindApiToken(hash_a), std::optional<ApiToken>(ops));
+  EXPECT_EQ(*store().FindApiToken(hash_c), std::nullopt);
+  EXPECT_THAT(*store().ListApiTokens(), ElementsAre(admin, ops));
+
+  ASSERT_TRUE(store().RevokeApiToken("ops", kT0 + absl::Hours(1)).ok());
+  EXPECT_EQ(store().RevokeApiToken("ops", kT0).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().RevokeApiToken("nobody", kT0).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(*store().FindApiToken(hash_a), std::nullopt);
+  ApiToken revoked = ops;
+  revoked.revoked = kT0 + absl::Hours(1);
+  EXPECT_THAT(*store().ListApiTokens(), ElementsAre(admin, revoked));
+  // A revoked name can be reused with a new secret.
+  ASSERT_TRUE(store().PutApiToken(again).ok());
+  EXPECT_EQ(*store().FindApiToken(hash_c), std::optional<ApiToken>(again));
+  EXPECT_THAT(*store().ListApiTokens(), ElementsAre(admin, again));
 }
 
 TEST_P(StoreContractTest, ListAuditAssignsIdsAndIsNewestFirst) {
