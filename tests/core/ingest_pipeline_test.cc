@@ -168,7 +168,10 @@ TEST_F(IngestPipelineTest, DuplicateBatchIsReportedAndNotCountedTwice) {
 }
 
 TEST_F(IngestPipelineTest, FullQueueRefusesAndCallsBackWhenThereIsRoom) {
-  Start(IngestPipelineOptions{.capacity_events = 4});
+  // One worker, held at the gate with batch 1, so batch 2 stays queued (a
+  // second worker would take it at a moment of its choosing and empty the
+  // queue under the checks below).
+  Start(IngestPipelineOptions{.capacity_events = 4, .workers = 1});
   gated_.Close();
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(4))));
   // The worker holds batch 1 at the gate: the queue is empty again.
