@@ -16,8 +16,11 @@
 // modelled as unlock + lock of the (exclusively held) mutex.
 
 #include <dlfcn.h>
+#include <link.h>
 #include <sanitizer/tsan_interface.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -71,6 +74,41 @@ void PreWait(void* mu) {
   PreUnlock(mu, 0);
   PostUnlock(mu, 0);
   PreLock(mu, 0);
+}
+
+// The address range of the executable's loaded segments: Rampart's code and
+// the gRPC/protobuf/absl header code compiled into it, as opposed to the
+// shared libraries Debian ships uninstrumented.
+struct AddressRange {
+  uintptr_t lo = UINTPTR_MAX;
+  uintptr_t hi = 0;
+};
+
+AddressRange ExecutableRange() {
+  AddressRange range;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        auto* r = static_cast<AddressRange*>(data);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD) {
+            const uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+            r->lo = std::min(r->lo, lo);
+            r->hi = std::max(r->hi, lo + ph.p_memsz);
+          }
+        }
+        return 1;  // glibc lists the executable first
+      },
+      &range);
+  return range;
+}
+
+// True if `return_address` is in the executable, false if it is in a shared
+// library.
+bool CalledFromExecutable(const void* return_address) {
+  static const AddressRange range = ExecutableRange();
+  const auto a = reinterpret_cast<uintptr_t>(return_address);
+  return a >= range.lo && a < range.hi;
 }
 
 // Some entry points call others through the PLT (AwaitWithTimeout ->
@@ -296,10 +334,17 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   return result;
 }
 
+// Destruction is annotated (TSan then reports a destroy that races with a
+// use) only for mutexes our code destroys. A mutex that libgrpc destroys
+// (channels, endpoints, its thread pool) is reached by the destroying thread
+// through gRPC's own reference counts, atomics in uninstrumented code, so
+// TSan would report every such destroy as racing with the last lock. Its
+// memory is still freed through the intercepted free(), which resets TSan's
+// state for it.
 Mutex::~Mutex() {
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5MutexD2Ev");
   const Scope scope;
-  if (scope.outer()) {
+  if (scope.outer() && CalledFromExecutable(__builtin_return_address(0))) {
     __tsan_mutex_destroy(this, 0);
   }
   real(this);
