@@ -3,6 +3,7 @@
 //
 //   rampart-server [--config FILE] [--listen HOST:PORT]
 //                  [--http-listen HOST:PORT] [--db sqlite:PATH|postgresql://..]
+//                  [--insecure [--allow-insecure-non-loopback]]
 //   rampart-server migrate [--config FILE] [--db ...]
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (store, ports), 2 usage or
@@ -38,6 +39,12 @@ void AddConfigFlags(CLI::App& app, rampart::server::ServerFlags& flags,
     app.add_option("--http-listen", flags.http_listen,
                    "HTTP address for /metrics, /healthz, /readyz (default "
                    "127.0.0.1:9443)");
+    app.add_flag("--insecure", flags.insecure,
+                 "plaintext gRPC without agent identity (loopback tests and "
+                 "the quickstart only; docs/security.md)");
+    app.add_flag("--allow-insecure-non-loopback",
+                 flags.allow_insecure_non_loopback,
+                 "permit --insecure on a listen address that is not loopback");
   }
 }
 
@@ -93,6 +100,11 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "rampart-server: %s\n",
                  std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (absl::Status s = rampart::server::ValidateTransport(*config); !s.ok()) {
+    std::fprintf(stderr, "rampart-server: %s\n",
+                 std::string(s.message()).c_str());
     return 2;
   }
 

@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "server/grpc/conversions.h"
+#include "server/grpc/peer_identity.h"
 
 namespace rampart::server {
 namespace {
@@ -675,8 +676,20 @@ void AdminService::Shutdown() { alerts_.Shutdown(); }
 
 void AdminService::NotifyAlerts() { alerts_.Notify(); }
 
+void AdminService::SetAgentIdentity(
+    EnrollmentManager* manager,
+    std::function<bool(const std::string& agent_id)> end_agent_stream) {
+  enrollment_ = manager;
+  end_agent_stream_ = std::move(end_agent_stream);
+}
+
 std::string AdminService::ResolveActor(
     const grpc::ServerContext& context) const {
+  // An admin client certificate is the authenticated identity; the header
+  // is only a label for plaintext and anonymous TLS callers.
+  if (std::optional<PeerCertificate> cert = PeerCertificateOf(context)) {
+    return "cert:" + cert->common_name;
+  }
   const auto& md = context.client_metadata();
   if (const auto it = md.find("x-rampart-actor"); it != md.end()) {
     std::string actor;
@@ -1491,23 +1504,51 @@ grpc::Status AdminService::ListAudit(grpc::ServerContext*,
 
 // --- Enrollment (later) ----------------------------------------------------
 
-grpc::Status AdminService::EnrollAgent(grpc::ServerContext*,
-                                       const v1::EnrollAgentRequest*,
-                                       v1::EnrollAgentResponse*) {
-  return Done("EnrollAgent",
-              absl::UnimplementedError(
-                  "agent enrollment is not available yet (it arrives with "
-                  "the agent-security work: one-time tokens and client "
-                  "certificates)"));
+namespace {
+absl::Status NoAgentIdentity() {
+  return absl::FailedPreconditionError(
+      "agent enrollment needs mutual TLS: this server runs --insecure "
+      "(docs/security.md)");
+}
+}  // namespace
+
+grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
+                                       const v1::EnrollAgentRequest* request,
+                                       v1::EnrollAgentResponse* response) {
+  if (enrollment_ == nullptr) {
+    return Done("EnrollAgent", NoAgentIdentity());
+  }
+  std::optional<absl::Duration> ttl;
+  if (request->has_token_ttl()) {
+    ttl = absl::Seconds(request->token_ttl().seconds()) +
+          absl::Nanoseconds(request->token_ttl().nanos());
+  }
+  absl::StatusOr<IssuedToken> token = enrollment_->IssueToken(
+      request->agent_id(), request->site(), ttl, request->reenroll(),
+      ResolveActor(*context));
+  if (!token.ok()) {
+    return Done("EnrollAgent", token.status());
+  }
+  response->set_token(token->token);
+  SetTime(response->mutable_expires_at(), token->expires_at);
+  return Done("EnrollAgent", absl::OkStatus());
 }
 
-grpc::Status AdminService::RevokeAgent(grpc::ServerContext*,
-                                       const v1::RevokeAgentRequest*,
-                                       v1::RevokeAgentResponse*) {
-  return Done("RevokeAgent",
-              absl::UnimplementedError(
-                  "agent revocation is not available yet (it arrives with "
-                  "the agent-security work: client certificates)"));
+grpc::Status AdminService::RevokeAgent(grpc::ServerContext* context,
+                                       const v1::RevokeAgentRequest* request,
+                                       v1::RevokeAgentResponse* response) {
+  if (enrollment_ == nullptr) {
+    return Done("RevokeAgent", NoAgentIdentity());
+  }
+  absl::StatusOr<absl::Time> at = enrollment_->Revoke(
+      request->agent_id(), request->reason(), ResolveActor(*context));
+  if (!at.ok()) {
+    return Done("RevokeAgent", at.status());
+  }
+  SetTime(response->mutable_revoked_at(), *at);
+  response->set_was_connected(end_agent_stream_ != nullptr &&
+                              end_agent_stream_(request->agent_id()));
+  return Done("RevokeAgent", absl::OkStatus());
 }
 
 // --- Policy dry run --------------------------------------------------------

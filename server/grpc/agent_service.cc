@@ -16,6 +16,7 @@
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "server/grpc/conversions.h"
+#include "server/grpc/peer_identity.h"
 
 namespace rampart::server {
 namespace {
@@ -1266,11 +1267,13 @@ void AgentService::Stream::InstallSnapshotLocked(
 AgentService::AgentService(const AgentServiceOptions& options,
                            BanDistributor& distributor,
                            IngestPipeline& pipeline, Clock& clock,
-                           metrics::Registry& metrics)
+                           metrics::Registry& metrics,
+                           EnrollmentManager* identity)
     : options_(options),
       distributor_(distributor),
       pipeline_(pipeline),
       clock_(clock),
+      identity_(identity),
       connected_agents_(metrics.GetGauge(
           "rampart_agents_connected", "Agents with an open stream past Hello")),
       push_latency_(metrics.GetHistogram(
@@ -1330,12 +1333,33 @@ metrics::Counter& AgentService::Rejected(std::string_view reason) {
 }
 
 grpc::Status AgentService::AuthenticatePeer(
-    const grpc::CallbackServerContext& /*context*/,
-    const v1::Hello& /*hello*/) const {
-  // Mutual TLS: compare the client certificate's identity
-  // (context.auth_context()) with hello.agent_id(); PERMISSION_DENIED on
-  // mismatch or revoked agents, UNAUTHENTICATED without a certificate.
-  return grpc::Status::OK;
+    const grpc::CallbackServerContext& context, const v1::Hello& hello) const {
+  if (identity_ == nullptr) {
+    return grpc::Status::OK;  // plaintext (--insecure): no identity
+  }
+  const absl::Status s =
+      identity_->Authenticate(PeerCertificateOf(context), hello.agent_id());
+  if (!s.ok()) {
+    RAMPART_LOG(Warning) << "agent stream from " << context.peer()
+                         << " refused: " << s;
+  }
+  return ToGrpcStatus(s);
+}
+
+bool AgentService::EndAgentStream(const std::string& agent_id,
+                                  const grpc::Status& status) {
+  std::shared_ptr<Stream> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = agents_.find(agent_id); it != agents_.end()) {
+      stream = it->second.weak.lock();
+    }
+  }
+  if (stream == nullptr) {
+    return false;
+  }
+  stream->Terminate(status);
+  return true;
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*

@@ -47,6 +47,7 @@
 #include "server/core/ban.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/ingest_pipeline.h"
+#include "server/enroll/enrollment_manager.h"
 
 namespace rampart::server {
 
@@ -107,10 +108,13 @@ std::vector<JournalEntry> CoalesceJournal(
 class AgentService final : public v1::AgentService::CallbackService {
  public:
   // Starts the idle-sweep thread if options.sweep_interval > 0. References
-  // must outlive the service.
+  // must outlive the service. `identity`: with mutual TLS, the check every
+  // Hello must pass (client certificate -> enrolled, non-revoked agent named
+  // by hello.agent_id); null = no check (plaintext, --insecure).
   AgentService(const AgentServiceOptions& options, BanDistributor& distributor,
                IngestPipeline& pipeline, Clock& clock,
-               metrics::Registry& metrics);
+               metrics::Registry& metrics,
+               EnrollmentManager* identity = nullptr);
   // REQUIRES: every stream is done (the grpc::Server was shut down).
   ~AgentService() override;
 
@@ -143,6 +147,11 @@ class AgentService final : public v1::AgentService::CallbackService {
   // store (SIGTERM sequence, see docs/threading.md).
   bool Shutdown(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Ends the agent's current stream (if any) with `status`, e.g.
+  // PERMISSION_DENIED after RevokeAgent. Returns whether one was open.
+  bool EndAgentStream(const std::string& agent_id, const grpc::Status& status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Ends (UNAVAILABLE) every stream that received nothing for
   // heartbeat_timeout by the injected clock.
   void SweepIdleStreams() ABSL_LOCKS_EXCLUDED(mu_);
@@ -169,8 +178,7 @@ class AgentService final : public v1::AgentService::CallbackService {
     uint64_t durable_through = 0;
   };
 
-  // Identity seam: mutual TLS will check that the client certificate names
-  // hello.agent_id. Returns OK for now.
+  // The identity check of a Hello (see the constructor's `identity`).
   grpc::Status AuthenticatePeer(const grpc::CallbackServerContext& context,
                                 const v1::Hello& hello) const;
 
@@ -209,6 +217,7 @@ class AgentService final : public v1::AgentService::CallbackService {
   BanDistributor& distributor_;
   IngestPipeline& pipeline_;
   Clock& clock_;
+  EnrollmentManager* const identity_;
   metrics::Gauge& connected_agents_;
   metrics::Histogram& push_latency_;
   metrics::Counter& reads_deferred_;
