@@ -24,6 +24,11 @@ struct CtlEnvironment {
   // $RAMPART_SERVER ("" if unset): the server when --server is not given
   // (default 127.0.0.1:7443 if both are missing).
   std::string server;
+  // $RAMPART_CA_FILE, $RAMPART_CERT, $RAMPART_KEY ("" if unset): TLS
+  // material when --ca-file / --cert / --key are not given.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // "Now" for relative times and for --since DURATION; null = the real
   // clock. Not owned.
   const Clock* clock = nullptr;

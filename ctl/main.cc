@@ -15,6 +15,13 @@ int main(int argc, char** argv) {
   if (const char* server = std::getenv("RAMPART_SERVER"); server != nullptr) {
     env.server = server;
   }
+  for (auto [name, field] : {std::pair{"RAMPART_CA_FILE", &env.ca_file},
+                             std::pair{"RAMPART_CERT", &env.cert_file},
+                             std::pair{"RAMPART_KEY", &env.key_file}}) {
+    if (const char* value = std::getenv(name); value != nullptr) {
+      *field = value;
+    }
+  }
   env.in = &std::cin;
   return rampart::ctl::RunCtl(args, std::cout, std::cerr, env);
 }

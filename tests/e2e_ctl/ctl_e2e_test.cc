@@ -108,7 +108,8 @@ struct ServerEnv {
     std::ofstream(config_path) << kConfigYaml;
     auto started = ServerProcess::Start(
         ServerBinary(),
-        {"--config", config_path, "--db", db->db_flag(), "--listen",
+        {"--insecure", "--config", config_path, "--db", db->db_flag(),
+         "--listen",
          "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
     if (!started.ok()) {
       return started.status();
@@ -672,7 +673,7 @@ class CtlE2eTest : public ::testing::Test {
 
   // Runs rampartctl in-process against the suite's server.
   static CtlResult Ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--server", s_->env.target()});
+    args.insert(args.begin(), {"--insecure", "--server", s_->env.target()});
     return RunRaw(args);
   }
   // Runs with --json; expects exit 0 and a JSON object.
@@ -1203,7 +1204,7 @@ TEST_F(CtlE2eTest, AlertsWatchBinaryPrintsANewAlertUntilInterrupted) {
   ASSERT_GT(last_id, 0u);
   // --after: whether the alert is raised before or after the watch is
   // registered, it is delivered (replayed or live).
-  auto child = Child::Spawn({"--server", target(), "alerts", "--watch",
+  auto child = Child::Spawn({"--insecure", "--server", target(), "alerts", "--watch",
                              "--json", "--after", std::to_string(last_id)});
   ASSERT_NE(child, nullptr);
 
@@ -1539,16 +1540,16 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
   // A server address where nothing listens: any RPC would make it exit 3.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
   const CtlResult host_bits =
-      RunRaw({"--server", dead, "bans", "add", "198.51.100.7/24", "--for", "2h",
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.7/24", "--for", "2h",
               "--reason", "typo"});
   EXPECT_EQ(host_bits.code, kExitUsage) << host_bits;
   EXPECT_THAT(host_bits.err, HasSubstr("did you mean 198.51.100.0/24?"));
-  const CtlResult not_ip = RunRaw({"--server", dead, "ip", "mail.example.com"});
+  const CtlResult not_ip = RunRaw({"--insecure", "--server", dead, "ip", "mail.example.com"});
   EXPECT_EQ(not_ip.code, kExitUsage) << not_ip;
-  const CtlResult cidr = RunRaw({"--server", dead, "ip", "198.51.100.0/24"});
+  const CtlResult cidr = RunRaw({"--insecure", "--server", dead, "ip", "198.51.100.0/24"});
   EXPECT_EQ(cidr.code, kExitUsage) << cidr;
   const CtlResult duration =
-      RunRaw({"--server", dead, "bans", "add", "198.51.100.8", "--for", "2x",
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.8", "--for", "2x",
               "--reason", "typo"});
   EXPECT_EQ(duration.code, kExitUsage) << duration;
   EXPECT_THAT(duration.err, HasSubstr("--for: invalid duration \"2x\""));
@@ -1562,7 +1563,7 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
 
 TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
-  const CtlResult r = RunRaw({"--server", dead, "--timeout", "5s", "status"});
+  const CtlResult r = RunRaw({"--insecure", "--server", dead, "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err,
               StartsWith("rampartctl: cannot reach rampart-server at " + dead));
@@ -1580,7 +1581,7 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
 
   // NOT_FOUND -> 4, on stderr.
   const CtlResult missing =
-      RunBinary({"--server", target(), "bans", "show", "987654"});
+      RunBinary({"--insecure", "--server", target(), "bans", "show", "987654"});
   EXPECT_EQ(missing.code, kExitNotFound) << missing;
   EXPECT_THAT(missing.err, HasSubstr("not found"));
   EXPECT_EQ(missing.out, "");
@@ -1592,11 +1593,11 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
   EXPECT_EQ(unreachable.code, kExitUnreachable) << unreachable;
   EXPECT_THAT(unreachable.err, HasSubstr(dead));
   const CtlResult usage =
-      RunBinary({"--server", target(), "bans", "frobnicate"});
+      RunBinary({"--insecure", "--server", target(), "bans", "frobnicate"});
   EXPECT_EQ(usage.code, kExitUsage) << usage;
 
   // A table through the binary.
-  const CtlResult bans = RunBinary({"--server", target(), "bans", "list"});
+  const CtlResult bans = RunBinary({"--insecure", "--server", target(), "bans", "list"});
   ASSERT_EQ(bans.code, kExitOk) << bans;
   EXPECT_THAT(bans.out, HasSubstr("198.51.100.7/32"));
 }
@@ -1637,7 +1638,7 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   RaiseAlert("192.0.2.70", "dave");
   uint64_t first_id = 0;
   ASSERT_TRUE(PollUntil([&] {
-    const CtlResult r = RunRaw({"--server", env_.target(), "alerts", "--json"});
+    const CtlResult r = RunRaw({"--insecure", "--server", env_.target(), "alerts", "--json"});
     Json j = Json::parse(r.out, nullptr, false);
     if (r.code != 0 || j.is_discarded() || j["alerts"].empty()) {
       return false;
@@ -1652,7 +1653,7 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   std::ostream watch_err(&err_buf);
   int code = -1;
   std::thread watcher([&] {
-    code = ctl::RunCtl({"--server", env_.target(), "alerts", "--watch",
+    code = ctl::RunCtl({"--insecure", "--server", env_.target(), "alerts", "--watch",
                         "--after", std::to_string(first_id)},
                        watch_out, watch_err);
   });
@@ -1672,7 +1673,7 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
 
   // The server is gone: commands exit 3 naming its address.
   const CtlResult r =
-      RunRaw({"--server", env_.target(), "--timeout", "5s", "status"});
+      RunRaw({"--insecure", "--server", env_.target(), "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err, HasSubstr(env_.target()));
 }
