@@ -26,8 +26,8 @@ absl::Status WritePrivateFile(const std::string& path,
                               std::string_view contents, mode_t mode) {
   const std::string tmp = path + ".tmp";
   ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        mode);
+  const int fd =
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
     return file_util::ErrnoStatus(errno, "cannot create", tmp);
   }
@@ -67,7 +67,8 @@ absl::Status RunEnrollCommand(const EnrollCommandOptions& options) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--ca-file %s: %s", options.ca_file, ca.status().message()));
   }
-  ASSIGN_OR_RETURN(pki::KeyAndCsr key, pki::GenerateKeyAndCsr(options.agent_id));
+  ASSIGN_OR_RETURN(pki::KeyAndCsr key,
+                   pki::GenerateKeyAndCsr(options.agent_id));
 
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = *ca;
@@ -85,10 +86,10 @@ absl::Status RunEnrollCommand(const EnrollCommandOptions& options) {
                        absl::ToChronoMilliseconds(options.timeout));
   const grpc::Status status = stub->Enroll(&context, request, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrFormat("enrollment at %s refused: %s",
-                                        options.server,
-                                        status.error_message()));
+    return absl::Status(
+        static_cast<absl::StatusCode>(status.error_code()),
+        absl::StrFormat("enrollment at %s refused: %s", options.server,
+                        status.error_message()));
   }
   absl::StatusOr<pki::CertificateInfo> info =
       pki::ParseCertificate(response.certificate_chain_pem());

@@ -19,10 +19,10 @@
 namespace rampart::agent {
 
 struct EnrollCommandOptions {
-  std::string server;     // HOST:PORT
-  std::string ca_file;    // PEM bundle that signed the server certificate
-  std::string token;      // the one-time token
-  std::string agent_id;   // must match the token's agent
+  std::string server;    // HOST:PORT
+  std::string ca_file;   // PEM bundle that signed the server certificate
+  std::string token;     // the one-time token
+  std::string agent_id;  // must match the token's agent
   std::string state_dir = "/var/lib/rampart-agent";
   absl::Duration timeout = absl::Seconds(30);
 };

@@ -110,8 +110,9 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--insecure", run.insecure,
                     "Plaintext to a server started with --insecure (no "
                     "client certificate; loopback tests only)");
-  run_cmd->add_option("--ca-file", run.ca_file,
-                      "CA bundle for the server (default <state-dir>/tls/ca.pem)");
+  run_cmd->add_option(
+      "--ca-file", run.ca_file,
+      "CA bundle for the server (default <state-dir>/tls/ca.pem)");
   run_cmd->add_option("--cert", run.cert_file,
                       "Agent certificate (default <state-dir>/tls/agent.pem)");
   run_cmd->add_option("--key", run.key_file,
@@ -124,13 +125,15 @@ int main(int argc, char** argv) {
       "agent's client certificate, written to <state-dir>/tls/");
   enroll_cmd->add_option("--server", enroll.server, "Server HOST:PORT")
       ->required();
-  enroll_cmd->add_option("--ca-file", enroll.ca_file,
-                         "CA bundle that signed the server certificate")
+  enroll_cmd
+      ->add_option("--ca-file", enroll.ca_file,
+                   "CA bundle that signed the server certificate")
       ->required();
   enroll_cmd->add_option("--token", enroll.token, "The one-time token")
       ->required();
-  enroll_cmd->add_option("--agent-id", enroll.agent_id,
-                         "Agent id the token was issued for")
+  enroll_cmd
+      ->add_option("--agent-id", enroll.agent_id,
+                   "Agent id the token was issued for")
       ->required();
   enroll_cmd->add_option("--state-dir", enroll.state_dir,
                          "State directory (default /var/lib/rampart-agent)");

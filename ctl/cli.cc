@@ -1152,14 +1152,15 @@ std::variant<Invocation, int> CommandLine::Parse(
   }
   inv.channel.target = inv.context.server;
   inv.channel.insecure = global_.insecure;
-  inv.channel.ca_file = !global_.ca_file.empty() ? global_.ca_file : env_.ca_file;
+  inv.channel.ca_file =
+      !global_.ca_file.empty() ? global_.ca_file : env_.ca_file;
   inv.channel.cert_file =
       !global_.cert_file.empty() ? global_.cert_file : env_.cert_file;
   inv.channel.key_file =
       !global_.key_file.empty() ? global_.key_file : env_.key_file;
-  if (global_.insecure && (!global_.ca_file.empty() ||
-                           !global_.cert_file.empty() ||
-                           !global_.key_file.empty())) {
+  if (global_.insecure &&
+      (!global_.ca_file.empty() || !global_.cert_file.empty() ||
+       !global_.key_file.empty())) {
     return usage_error(
         Usage("--insecure excludes --ca-file, --cert and --key"));
   }

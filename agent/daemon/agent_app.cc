@@ -8,8 +8,8 @@
 #include <random>
 #include <utility>
 
-#include "agent/firewall/firewall_factory.h"
 #include "absl/strings/str_format.h"
+#include "agent/firewall/firewall_factory.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"

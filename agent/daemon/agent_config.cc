@@ -655,10 +655,9 @@ absl::Status FinishAgentConfig(const AgentFlags& flags, AgentConfig* config) {
     }
   } else {
     const std::string dir = config->state_dir + "/tls/";
-    for (auto [field, name] :
-         {std::pair{&config->tls_ca_file, "ca.pem"},
-          std::pair{&config->tls_cert_file, "agent.pem"},
-          std::pair{&config->tls_key_file, "agent.key"}}) {
+    for (auto [field, name] : {std::pair{&config->tls_ca_file, "ca.pem"},
+                               std::pair{&config->tls_cert_file, "agent.pem"},
+                               std::pair{&config->tls_key_file, "agent.key"}}) {
       if (field->empty()) {
         *field = dir + name;
       }

@@ -136,10 +136,10 @@ struct AgentFlags {
   std::vector<std::string> logs;
   std::string state_dir;
   std::string firewall;
-  bool insecure = false;   // --insecure
-  std::string ca_file;     // --ca-file
-  std::string cert_file;   // --cert
-  std::string key_file;    // --key
+  bool insecure = false;  // --insecure
+  std::string ca_file;    // --ca-file
+  std::string cert_file;  // --cert
+  std::string key_file;   // --key
 };
 
 // Parses "<digits><unit>" groups, largest unit first, units d h m s ms

@@ -14,8 +14,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/file_util.h"
 #include "common/logging.h"
-#include "common/pki/pki.h"
 #include "common/metrics.h"
+#include "common/pki/pki.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -27,10 +27,10 @@
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
 #include "server/core/ingest_pipeline.h"
+#include "server/enroll/enrollment_manager.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/agent_service.h"
 #include "server/grpc/enrollment_service.h"
-#include "server/enroll/enrollment_manager.h"
 #include "server/http/http_endpoint.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
@@ -79,10 +79,12 @@ constexpr size_t kMaxPemFileBytes = 1024 * 1024;
 
 absl::StatusOr<std::string> ReadPem(const std::string& key,
                                     const std::string& path) {
-  absl::StatusOr<std::string> pem = file_util::ReadFileBounded(path, kMaxPemFileBytes);
+  absl::StatusOr<std::string> pem =
+      file_util::ReadFileBounded(path, kMaxPemFileBytes);
   if (!pem.ok()) {
-    return absl::Status(pem.status().code(),
-                        absl::StrFormat("tls.%s: %s", key, pem.status().message()));
+    return absl::Status(
+        pem.status().code(),
+        absl::StrFormat("tls.%s: %s", key, pem.status().message()));
   }
   return pem;
 }
@@ -99,11 +101,13 @@ absl::StatusOr<TlsMaterial> LoadTls(const ServerConfig::Tls& tls) {
   TlsMaterial m;
   ASSIGN_OR_RETURN(m.cert_pem, ReadPem("cert_file", tls.cert_file));
   ASSIGN_OR_RETURN(m.key_pem, ReadPem("key_file", tls.key_file));
-  ASSIGN_OR_RETURN(m.client_ca_pem, ReadPem("client_ca_file", tls.client_ca_file));
-  if (absl::StatusOr<pki::CertificateInfo> c = pki::ParseCertificate(m.cert_pem);
+  ASSIGN_OR_RETURN(m.client_ca_pem,
+                   ReadPem("client_ca_file", tls.client_ca_file));
+  if (absl::StatusOr<pki::CertificateInfo> c =
+          pki::ParseCertificate(m.cert_pem);
       !c.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("tls.cert_file %s: %s", tls.cert_file, c.status().message()));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tls.cert_file %s: %s", tls.cert_file, c.status().message()));
   }
   if (absl::StatusOr<pki::CertificateInfo> c =
           pki::ParseCertificate(m.client_ca_pem);
@@ -241,8 +245,9 @@ absl::Status ServerApp::Impl::Start() {
         *store, ca.get(), clock);
     enrollment_service = std::make_unique<EnrollmentService>(*enrollment);
   }
-  agent_service = std::make_unique<AgentService>(
-      agent_options, *distributor, *pipeline, clock, registry, enrollment.get());
+  agent_service =
+      std::make_unique<AgentService>(agent_options, *distributor, *pipeline,
+                                     clock, registry, enrollment.get());
 
   AdminServiceOptions admin_options;
   admin_options.queries.policy = config.policy;

@@ -46,7 +46,7 @@ std::string RecordJson(const AgentEnrollment& e) {
   out += ",\"site\":";
   AppendJsonString(&out, e.site);
   out += ",\"state\":";
-  AppendJsonString(&out, e.revoked    ? "revoked"
+  AppendJsonString(&out, e.revoked      ? "revoked"
                          : e.enrolled() ? "enrolled"
                                         : "pending");
   if (!e.token_used && !e.token_sha256.empty()) {
@@ -111,7 +111,8 @@ absl::StatusOr<IssuedToken> EnrollmentManager::IssueToken(
     std::optional<absl::Duration> ttl, bool reenroll, std::string_view actor) {
   RETURN_IF_ERROR(ValidateAgentId(agent_id));
   if (site.size() > 63 || !AllIdChars(site)) {
-    return absl::InvalidArgumentError("site must be 0..63 bytes of [A-Za-z0-9._-]");
+    return absl::InvalidArgumentError(
+        "site must be 0..63 bytes of [A-Za-z0-9._-]");
   }
   const absl::Duration lifetime = ttl.value_or(options_.default_token_ttl);
   if (lifetime < options_.min_token_ttl || lifetime > options_.max_token_ttl) {
@@ -149,7 +150,8 @@ absl::StatusOr<IssuedToken> EnrollmentManager::IssueToken(
   next.created = now;
   RETURN_IF_ERROR(records_.PutEnrollment(next));
   RETURN_IF_ERROR(Audit(actor, "agent.enroll", agent_id, before, next));
-  return IssuedToken{.token = std::move(token), .expires_at = next.token_expires};
+  return IssuedToken{.token = std::move(token),
+                     .expires_at = next.token_expires};
 }
 
 bool EnrollmentManager::AllowAttempt(std::string_view peer_view) {
@@ -186,8 +188,8 @@ bool EnrollmentManager::AllowAttempt(std::string_view peer_view) {
 }
 
 absl::StatusOr<EnrolledCertificate> EnrollmentManager::Enroll(
-    std::string_view token, std::string_view agent_id,
-    std::string_view csr_pem, std::string_view peer) {
+    std::string_view token, std::string_view agent_id, std::string_view csr_pem,
+    std::string_view peer) {
   if (!AllowAttempt(peer)) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "too many enrollment attempts from this address (at most %d per %s)",
@@ -211,9 +213,8 @@ absl::StatusOr<EnrolledCertificate> EnrollmentManager::Enroll(
   const absl::Time now = clock_.Now();
   // Compare first (constant time), then decide, so that every failure costs
   // the same.
-  const bool hash_ok =
-      before.has_value() &&
-      pki::ConstantTimeEquals(presented, before->token_sha256);
+  const bool hash_ok = before.has_value() &&
+                       pki::ConstantTimeEquals(presented, before->token_sha256);
   if (!hash_ok || before->token_used || before->token_sha256.empty() ||
       now >= before->token_expires) {
     return BadToken();

@@ -1523,9 +1523,9 @@ grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
     ttl = absl::Seconds(request->token_ttl().seconds()) +
           absl::Nanoseconds(request->token_ttl().nanos());
   }
-  absl::StatusOr<IssuedToken> token = enrollment_->IssueToken(
-      request->agent_id(), request->site(), ttl, request->reenroll(),
-      ResolveActor(*context));
+  absl::StatusOr<IssuedToken> token =
+      enrollment_->IssueToken(request->agent_id(), request->site(), ttl,
+                              request->reenroll(), ResolveActor(*context));
   if (!token.ok()) {
     return Done("EnrollAgent", token.status());
   }

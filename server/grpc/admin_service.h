@@ -49,11 +49,11 @@
 #include "grpcpp/support/status.h"
 #include "grpcpp/support/sync_stream.h"
 #include "rampart/v1/admin.grpc.pb.h"
-#include "server/enroll/enrollment_manager.h"
 #include "rampart/v1/limits.h"
 #include "server/core/admin_queries.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
+#include "server/enroll/enrollment_manager.h"
 #include "server/store/store.h"
 
 namespace rampart::server {

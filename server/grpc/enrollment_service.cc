@@ -14,8 +14,8 @@ grpc::ServerUnaryReactor* EnrollmentService::Enroll(
   absl::StatusOr<EnrolledCertificate> cert = manager_.Enroll(
       request->token(), request->agent_id(), request->csr_pem(), peer);
   if (!cert.ok()) {
-    RAMPART_LOG(Warning) << "enrollment from " << peer << " refused: "
-                         << cert.status();
+    RAMPART_LOG(Warning) << "enrollment from " << peer
+                         << " refused: " << cert.status();
     reactor->Finish(ToGrpcStatus(cert.status()));
     return reactor;
   }
@@ -23,7 +23,8 @@ grpc::ServerUnaryReactor* EnrollmentService::Enroll(
                     << peer;
   response->set_certificate_chain_pem(cert->certificate_chain_pem);
   response->set_ca_bundle_pem(cert->ca_bundle_pem);
-  response->mutable_not_after()->set_seconds(absl::ToUnixSeconds(cert->not_after));
+  response->mutable_not_after()->set_seconds(
+      absl::ToUnixSeconds(cert->not_after));
   response->set_agent_id(request->agent_id());
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -1044,6 +1044,64 @@ TEST(ConfigAllowlistSeedTest, OnlyNewOrChangedEntries) {
 }
 
 // ---------------------------------------------------------------------------
+// Transport: TLS or an explicit --insecure, never silent plaintext.
+
+TEST(ServerTransportConfigTest, TlsSectionAndInsecureKeysLoad) {
+  absl::StatusOr<ServerConfig> c = LoadServerConfig(
+      "server:\n  insecure: true\n  allow_insecure_non_loopback: true\n"
+      "tls:\n  cert_ttl: 30d\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->insecure);
+  EXPECT_TRUE(c->allow_insecure_non_loopback);
+  EXPECT_EQ(c->tls.cert_ttl, absl::Hours(24 * 30));
+  c = LoadServerConfig(
+      "tls:\n  cert_file: /etc/s.pem\n  key_file: k\n"
+      "  client_ca_file: ca\n  ca_key_file: cak\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls.cert_file, "/etc/s.pem");
+  EXPECT_EQ(c->tls.ca_key_file, "cak");
+  EXPECT_THAT(LoadServerConfig("server:\n  insecure: yes\n", "t.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("expected true or false"));
+  EXPECT_THAT(
+      LoadServerConfig("tls:\n  cert_ttl: 30m\n", "t.yaml").status().message(),
+      HasSubstr("tls.cert_ttl"));
+}
+
+TEST(ServerTransportConfigTest, ValidateTransport) {
+  ServerConfig c;
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("no TLS material"));
+  c.insecure = true;
+  EXPECT_TRUE(ValidateTransport(c).ok());  // 127.0.0.1 by default
+  c.listen = HostPort{.host = "0.0.0.0", .port = 7443};
+  EXPECT_THAT(ValidateTransport(c).message(),
+              HasSubstr("not a loopback address"));
+  c.allow_insecure_non_loopback = true;
+  EXPECT_TRUE(ValidateTransport(c).ok());
+  c.tls.cert_file = "s.pem";
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("exclude each other"));
+  c.insecure = false;
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("no TLS material"));
+  c.tls.key_file = "s.key";
+  c.tls.client_ca_file = "ca.pem";
+  EXPECT_TRUE(ValidateTransport(c).ok());
+}
+
+TEST(ServerTransportConfigTest, InsecureFlagsApply) {
+  ServerConfig c;
+  ASSERT_TRUE(
+      ApplyFlagOverrides(
+          ServerFlags{.insecure = true, .allow_insecure_non_loopback = true},
+          &c)
+          .ok());
+  EXPECT_TRUE(c.insecure);
+  EXPECT_TRUE(c.allow_insecure_non_loopback);
+}
+
+// ---------------------------------------------------------------------------
 // The example file and the documentation stay in step with the loader.
 
 TEST(ServerConfigDocsTest, ExampleFileYieldsTheDefaults) {

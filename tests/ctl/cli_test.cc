@@ -175,8 +175,8 @@ TEST_F(CtlTest, StatusJson) {
 
 TEST_F(CtlTest, GlobalFlagsWorkBeforeTheCommand) {
   service().status.Respond(MakeStatus());
-  ASSERT_EQ(RunRaw({"--json", "--insecure", "--server", server_.address(), "--timeout", "30s",
-                    "status"}),
+  ASSERT_EQ(RunRaw({"--json", "--insecure", "--server", server_.address(),
+                    "--timeout", "30s", "status"}),
             kExitOk)
       << err_.str();
   EXPECT_EQ(OutJson()["server_id"], "srv-a");
@@ -248,7 +248,8 @@ TEST_F(CtlTest, UnreachableServerExits3NamingTheAddress) {
   ClosedPort closed;
   ASSERT_GT(closed.port(), 0);
   const std::string address = "127.0.0.1:" + std::to_string(closed.port());
-  EXPECT_EQ(RunRaw({"--insecure", "--server", address, "bans", "list"}), kExitUnreachable);
+  EXPECT_EQ(RunRaw({"--insecure", "--server", address, "bans", "list"}),
+            kExitUnreachable);
   EXPECT_THAT(err_.str(),
               StartsWith("rampartctl: cannot reach rampart-server at " +
                          address + " ("));
@@ -401,8 +402,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "--reason", "x"},
                   "cannot open /nonexistent/rampart.txt"},
         UsageCase{{"--timeout", "0s", "status"}, "--timeout"},
-        UsageCase{{"--insecure", "--server", "localhost", "status"}, "missing :PORT"},
-        UsageCase{{"--insecure", "--server", "::1:7443", "status"}, "[brackets]"}));
+        UsageCase{{"--insecure", "--server", "localhost", "status"},
+                  "missing :PORT"},
+        UsageCase{{"--insecure", "--server", "::1:7443", "status"},
+                  "[brackets]"}));
 
 TEST_F(CtlTest, NoArgumentsPrintsHelpAndExits2) {
   EXPECT_EQ(RunRaw({}), kExitUsage);
@@ -964,9 +967,9 @@ TEST_F(CtlTest, AlertsWatchStreamsUntilTheServerEndsTheStream) {
   std::atomic<bool> done{false};
   int code = -1;
   std::thread watcher([&] {
-    code = RunCtl(
-        {"--insecure", "--server", server_.address(), "alerts", "--watch", "--after", "5"},
-        out, err, env_);
+    code = RunCtl({"--insecure", "--server", server_.address(), "alerts",
+                   "--watch", "--after", "5"},
+                  out, err, env_);
     done = true;
   });
   // Both alerts are printed while the server still holds the stream open.

@@ -109,8 +109,7 @@ struct ServerEnv {
     auto started = ServerProcess::Start(
         ServerBinary(),
         {"--insecure", "--config", config_path, "--db", db->db_flag(),
-         "--listen",
-         "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
+         "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
     if (!started.ok()) {
       return started.status();
     }
@@ -1122,19 +1121,22 @@ TEST_F(CtlE2eTest, AgentsListShowsBothAgents) {
   EXPECT_TRUE(site["agents"].empty()) << site.dump(2);
 }
 
-TEST_F(CtlE2eTest, AgentsEnrollAndRevokeAreUnimplemented) {
+// This suite's server runs --insecure: no agent identity, so enrollment and
+// revocation are refused (tests/integration/tls_integration_test.cc covers
+// them over mutual TLS).
+TEST_F(CtlE2eTest, AgentsEnrollAndRevokeNeedMutualTls) {
   const CtlResult enroll = Ctl({"agents", "enroll", "mx9", "--site", "fra"});
-  EXPECT_EQ(enroll.code, kExitError) << enroll;
+  EXPECT_NE(enroll.code, kExitOk) << enroll;
   EXPECT_THAT(enroll.err,
-              StartsWith("rampartctl: agents enroll: UNIMPLEMENTED: agent "
-                         "enrollment is not available yet"));
+              StartsWith("rampartctl: agents enroll: FAILED_PRECONDITION: "
+                         "agent enrollment needs mutual TLS"));
   EXPECT_EQ(enroll.out, "");
   const CtlResult revoke =
       Ctl({"agents", "revoke", "mx1", "--reason", "stolen host"});
-  EXPECT_EQ(revoke.code, kExitError) << revoke;
+  EXPECT_NE(revoke.code, kExitOk) << revoke;
   EXPECT_THAT(revoke.err,
-              StartsWith("rampartctl: agents revoke: UNIMPLEMENTED: agent "
-                         "revocation is not available yet"));
+              StartsWith("rampartctl: agents revoke: FAILED_PRECONDITION: "
+                         "agent enrollment needs mutual TLS"));
   // Nothing happened to mx1.
   EXPECT_FALSE(mx1().ended());
 }
@@ -1204,8 +1206,9 @@ TEST_F(CtlE2eTest, AlertsWatchBinaryPrintsANewAlertUntilInterrupted) {
   ASSERT_GT(last_id, 0u);
   // --after: whether the alert is raised before or after the watch is
   // registered, it is delivered (replayed or live).
-  auto child = Child::Spawn({"--insecure", "--server", target(), "alerts", "--watch",
-                             "--json", "--after", std::to_string(last_id)});
+  auto child =
+      Child::Spawn({"--insecure", "--server", target(), "alerts", "--watch",
+                    "--json", "--after", std::to_string(last_id)});
   ASSERT_NE(child, nullptr);
 
   const uint64_t failure_seq = NextSequence();
@@ -1540,17 +1543,19 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
   // A server address where nothing listens: any RPC would make it exit 3.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
   const CtlResult host_bits =
-      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.7/24", "--for", "2h",
-              "--reason", "typo"});
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.7/24",
+              "--for", "2h", "--reason", "typo"});
   EXPECT_EQ(host_bits.code, kExitUsage) << host_bits;
   EXPECT_THAT(host_bits.err, HasSubstr("did you mean 198.51.100.0/24?"));
-  const CtlResult not_ip = RunRaw({"--insecure", "--server", dead, "ip", "mail.example.com"});
+  const CtlResult not_ip =
+      RunRaw({"--insecure", "--server", dead, "ip", "mail.example.com"});
   EXPECT_EQ(not_ip.code, kExitUsage) << not_ip;
-  const CtlResult cidr = RunRaw({"--insecure", "--server", dead, "ip", "198.51.100.0/24"});
+  const CtlResult cidr =
+      RunRaw({"--insecure", "--server", dead, "ip", "198.51.100.0/24"});
   EXPECT_EQ(cidr.code, kExitUsage) << cidr;
   const CtlResult duration =
-      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.8", "--for", "2x",
-              "--reason", "typo"});
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.8",
+              "--for", "2x", "--reason", "typo"});
   EXPECT_EQ(duration.code, kExitUsage) << duration;
   EXPECT_THAT(duration.err, HasSubstr("--for: invalid duration \"2x\""));
   // Against the live server the usage error does not reach it either.
@@ -1563,7 +1568,8 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
 
 TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
-  const CtlResult r = RunRaw({"--insecure", "--server", dead, "--timeout", "5s", "status"});
+  const CtlResult r =
+      RunRaw({"--insecure", "--server", dead, "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err,
               StartsWith("rampartctl: cannot reach rampart-server at " + dead));
@@ -1572,8 +1578,8 @@ TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
 
 TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
   // RAMPART_SERVER from the environment; JSON on stdout.
-  const CtlResult status =
-      RunBinary({"status", "--json"}, {"RAMPART_SERVER=" + target()});
+  const CtlResult status = RunBinary({"--insecure", "status", "--json"},
+                                     {"RAMPART_SERVER=" + target()});
   ASSERT_EQ(status.code, kExitOk) << status;
   const std::optional<Json> j = ParseJson(status.out);
   ASSERT_TRUE(j.has_value());
@@ -1588,8 +1594,9 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
 
   // Unreachable -> 3 naming the address; usage -> 2.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
-  const CtlResult unreachable = RunBinary({"--timeout", "5s", "agents", "list"},
-                                          {"RAMPART_SERVER=" + dead});
+  const CtlResult unreachable =
+      RunBinary({"--insecure", "--timeout", "5s", "agents", "list"},
+                {"RAMPART_SERVER=" + dead});
   EXPECT_EQ(unreachable.code, kExitUnreachable) << unreachable;
   EXPECT_THAT(unreachable.err, HasSubstr(dead));
   const CtlResult usage =
@@ -1597,7 +1604,8 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
   EXPECT_EQ(usage.code, kExitUsage) << usage;
 
   // A table through the binary.
-  const CtlResult bans = RunBinary({"--insecure", "--server", target(), "bans", "list"});
+  const CtlResult bans =
+      RunBinary({"--insecure", "--server", target(), "bans", "list"});
   ASSERT_EQ(bans.code, kExitOk) << bans;
   EXPECT_THAT(bans.out, HasSubstr("198.51.100.7/32"));
 }
@@ -1638,7 +1646,8 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   RaiseAlert("192.0.2.70", "dave");
   uint64_t first_id = 0;
   ASSERT_TRUE(PollUntil([&] {
-    const CtlResult r = RunRaw({"--insecure", "--server", env_.target(), "alerts", "--json"});
+    const CtlResult r =
+        RunRaw({"--insecure", "--server", env_.target(), "alerts", "--json"});
     Json j = Json::parse(r.out, nullptr, false);
     if (r.code != 0 || j.is_discarded() || j["alerts"].empty()) {
       return false;
@@ -1653,8 +1662,8 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   std::ostream watch_err(&err_buf);
   int code = -1;
   std::thread watcher([&] {
-    code = ctl::RunCtl({"--insecure", "--server", env_.target(), "alerts", "--watch",
-                        "--after", std::to_string(first_id)},
+    code = ctl::RunCtl({"--insecure", "--server", env_.target(), "alerts",
+                        "--watch", "--after", std::to_string(first_id)},
                        watch_out, watch_err);
   });
   RaiseAlert("192.0.2.71", "erin");
@@ -1672,8 +1681,8 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   EXPECT_THAT(err_buf.str(), HasSubstr("shutting down"));
 
   // The server is gone: commands exit 3 naming its address.
-  const CtlResult r =
-      RunRaw({"--insecure", "--server", env_.target(), "--timeout", "5s", "status"});
+  const CtlResult r = RunRaw(
+      {"--insecure", "--server", env_.target(), "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err, HasSubstr(env_.target()));
 }

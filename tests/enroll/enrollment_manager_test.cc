@@ -98,10 +98,8 @@ TEST_F(EnrollmentManagerTest, ExpiredTokenIsRefusedWithTheOneCode) {
 
 TEST_F(EnrollmentManagerTest, TokenWorksOnceAndOnlyForItsAgent) {
   const std::string token = Token("dom-01");
-  const std::string bad_token_message =
-      std::string(manager_->Enroll("x", "dom-01", Csr("dom-01"), "p1")
-                      .status()
-                      .message());
+  const std::string bad_token_message = std::string(
+      manager_->Enroll("x", "dom-01", Csr("dom-01"), "p1").status().message());
   auto other = manager_->Enroll(token, "dom-02", Csr("dom-02"), "p1");
   EXPECT_EQ(other.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(other.status().message(), bad_token_message);  // no oracle
@@ -116,10 +114,9 @@ TEST_F(EnrollmentManagerTest, TokenWorksOnceAndOnlyForItsAgent) {
 
 TEST_F(EnrollmentManagerTest, RateLimitPerPeerAddress) {
   for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(manager_->Enroll("x", "dom-01", "csr", "198.51.100.7")
-                  .status()
-                  .code(),
-              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(
+        manager_->Enroll("x", "dom-01", "csr", "198.51.100.7").status().code(),
+        absl::StatusCode::kUnauthenticated);
   }
   EXPECT_EQ(
       manager_->Enroll("x", "dom-01", "csr", "198.51.100.7").status().code(),
@@ -145,7 +142,8 @@ TEST_F(EnrollmentManagerTest, AuthenticateMapsCertificateToEnrolledAgent) {
   forged.sha256_hex[0] = forged.sha256_hex[0] == 'a' ? 'b' : 'a';
   EXPECT_EQ(manager_->Authenticate(forged, "dom-01").code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(manager_->Authenticate(
+  EXPECT_EQ(manager_
+                ->Authenticate(
                     PeerCertificate{.common_name = "ghost", .sha256_hex = "x"},
                     "ghost")
                 .code(),
@@ -189,8 +187,9 @@ TEST_F(EnrollmentManagerTest, RevokedAgentIsRefusedEverywhere) {
 TEST_F(EnrollmentManagerTest, PendingTokenOfARevokedAgentIsPermissionDenied) {
   const std::string token = Token("dom-01");
   ASSERT_TRUE(manager_->Revoke("dom-01", "changed my mind", "alice").ok());
-  EXPECT_EQ(manager_->Enroll(token, "dom-01", Csr("dom-01"), "p").status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      manager_->Enroll(token, "dom-01", Csr("dom-01"), "p").status().code(),
+      absl::StatusCode::kPermissionDenied);
 }
 
 TEST(EnrollmentDisabledTest, WithoutCaKeyEnrollmentIsAPrecondition) {

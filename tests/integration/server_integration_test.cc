@@ -74,9 +74,8 @@ class ServerIntegrationTest : public ::testing::Test {
     auto server = ServerProcess::Start(
         ServerBinary(),
         {"--insecure", "--config", config_path_, "--db", db_->db_flag(),
-         "--listen",
-         absl::StrFormat("127.0.0.1:%d", grpc_port), "--http-listen",
-         absl::StrFormat("127.0.0.1:%d", http_port)});
+         "--listen", absl::StrFormat("127.0.0.1:%d", grpc_port),
+         "--http-listen", absl::StrFormat("127.0.0.1:%d", http_port)});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -354,8 +353,8 @@ TEST(ServerCommandLineTest, PortInUseIsARuntimeErrorNamingTheAddress) {
   const std::string db =
       absl::StrFormat("%s/rampart-port-%d.db", dir, getpid());
   auto first = ServerProcess::Start(
-      ServerBinary(), {"--insecure", "--db", "sqlite:" + db, "--listen", "127.0.0.1:0",
-                       "--http-listen", "127.0.0.1:0"});
+      ServerBinary(), {"--insecure", "--db", "sqlite:" + db, "--listen",
+                       "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   ASSERT_TRUE(first.ok()) << first.status();
   auto second = RunProcess(
       ServerBinary(), {"--insecure", "--db", "sqlite:" + db + "2", "--listen",
