@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace rampart::server {
@@ -236,7 +237,7 @@ std::vector<BadCase> BadCases() {
         "max_agents?)"}},
       {"server:\n  tls_cert: x\n",
        {"cfg.yaml:2:3: server.tls_cert: unknown key (valid keys: listen, "
-        "http_listen, db)"}},
+        "http_listen, db, insecure, allow_insecure_non_loopback)"}},
       {"allowlist:\n  - cidr: 10.0.0.0/8\n    coment: x\n",
        {"cfg.yaml:3:5: allowlist[0].coment: unknown key (did you mean "
         "comment?)"}},
@@ -405,6 +406,8 @@ server:
   listen: "[2001:db8::1]:1"
   http_listen: rampart.example:2
   db: sqlite:/var/lib/rampart/r.db
+  insecure: true
+  allow_insecure_non_loopback: true
 policy:
   half_life: 1m
   ban_threshold: 2
@@ -456,6 +459,12 @@ limits:
   keepalive_time: 11s
   keepalive_timeout: 12s
   keepalive_min_agent_interval: 13s
+tls:
+  cert_file: /etc/rampart/server.pem
+  key_file: /etc/rampart/server.key
+  client_ca_file: /etc/rampart/ca.pem
+  ca_key_file: /etc/rampart/ca.key
+  cert_ttl: 30d
 )";
   absl::StatusOr<ServerConfig> c = LoadServerConfig(yaml, kSource);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1045,6 +1054,8 @@ TEST(ConfigAllowlistSeedTest, OnlyNewOrChangedEntries) {
 
 // ---------------------------------------------------------------------------
 // Transport: TLS or an explicit --insecure, never silent plaintext.
+
+using ::testing::HasSubstr;
 
 TEST(ServerTransportConfigTest, TlsSectionAndInsecureKeysLoad) {
   absl::StatusOr<ServerConfig> c = LoadServerConfig(

@@ -319,5 +319,19 @@ TEST(ServerTransportTest, InsecureOnNonLoopbackNeedsTheForceFlag) {
   }
 }
 
+TEST(AgentTransportTest, RunWithoutTlsMaterialIsAClearError) {
+  const std::string state = absl::StrFormat("%s/rampart-agent-notls-%d",
+                                            ::testing::TempDir(), getpid());
+  auto r = RunProcess(
+      RAMPART_AGENT_BIN,
+      {"run", "--server", "127.0.0.1:1", "--agent-id", "dom-01", "--log",
+       state + "/console.log", "--state-dir", state, "--firewall", "dry-run"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(WEXITSTATUS(r->status), 1) << r->err;
+  EXPECT_THAT(r->err, HasSubstr("no TLS material"));
+  EXPECT_THAT(r->err, HasSubstr(state + "/tls/ca.pem"));
+  EXPECT_THAT(r->err, HasSubstr("--insecure"));
+}
+
 }  // namespace
 }  // namespace rampart::testing
