@@ -243,6 +243,7 @@ absl::Status ServerApp::Impl::Start() {
     enrollment = std::make_unique<EnrollmentManager>(
         EnrollmentManagerOptions{.cert_ttl = config.tls.cert_ttl}, *records,
         *store, ca.get(), clock);
+    RETURN_IF_ERROR(enrollment->LoadRecords());
     enrollment_service = std::make_unique<EnrollmentService>(*enrollment);
   }
   agent_service =

@@ -90,6 +90,39 @@ EnrollmentManager::EnrollmentManager(const EnrollmentManagerOptions& options,
       ca_(ca),
       clock_(clock) {}
 
+absl::Status EnrollmentManager::LoadRecords() {
+  ASSIGN_OR_RETURN(std::vector<AgentEnrollment> all,
+                   records_.ListEnrollments());
+  absl::flat_hash_map<std::string, AgentEnrollment> cache;
+  for (AgentEnrollment& e : all) {
+    std::string id = e.agent_id;
+    cache.emplace(std::move(id), std::move(e));
+  }
+  absl::MutexLock lock(&mu_);
+  cache_ = std::move(cache);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<AgentEnrollment>> EnrollmentManager::Get(
+    std::string_view agent_id) {
+  if (!cache_.has_value()) {
+    return records_.GetEnrollment(agent_id);
+  }
+  const auto it = cache_->find(std::string(agent_id));
+  if (it == cache_->end()) {
+    return std::optional<AgentEnrollment>();
+  }
+  return std::optional<AgentEnrollment>(it->second);
+}
+
+absl::Status EnrollmentManager::Put(const AgentEnrollment& e) {
+  RETURN_IF_ERROR(records_.PutEnrollment(e));
+  if (cache_.has_value()) {
+    (*cache_)[e.agent_id] = e;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EnrollmentManager::Audit(
     std::string_view actor, std::string_view action, std::string_view target,
     const std::optional<AgentEnrollment>& before,
@@ -128,8 +161,7 @@ absl::StatusOr<IssuedToken> EnrollmentManager::IssueToken(
   }
   ASSIGN_OR_RETURN(std::string token, pki::NewEnrollmentToken());
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before,
-                   records_.GetEnrollment(agent_id));
+  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before, Get(agent_id));
   if (before && before->enrolled() && !before->revoked && !reenroll) {
     return absl::AlreadyExistsError(absl::StrFormat(
         "agent %s is already enrolled: pass reenroll (rampartctl agents "
@@ -148,7 +180,7 @@ absl::StatusOr<IssuedToken> EnrollmentManager::IssueToken(
   next.token_used = false;
   next.reenroll = reenroll;
   next.created = now;
-  RETURN_IF_ERROR(records_.PutEnrollment(next));
+  RETURN_IF_ERROR(Put(next));
   RETURN_IF_ERROR(Audit(actor, "agent.enroll", agent_id, before, next));
   return IssuedToken{.token = std::move(token),
                      .expires_at = next.token_expires};
@@ -208,8 +240,7 @@ absl::StatusOr<EnrolledCertificate> EnrollmentManager::Enroll(
   }
   const std::string presented = pki::HashEnrollmentToken(token);
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before,
-                   records_.GetEnrollment(agent_id));
+  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before, Get(agent_id));
   const absl::Time now = clock_.Now();
   // Compare first (constant time), then decide, so that every failure costs
   // the same.
@@ -231,7 +262,7 @@ absl::StatusOr<EnrolledCertificate> EnrollmentManager::Enroll(
   next.cert_sha256 = cert.info.sha256_hex;
   next.cert_not_after = cert.info.not_after;
   next.enrolled_at = now;
-  RETURN_IF_ERROR(records_.PutEnrollment(next));
+  RETURN_IF_ERROR(Put(next));
   RETURN_IF_ERROR(Audit(std::string("agent:") + std::string(agent_id),
                         "agent.enrolled", agent_id, before, next));
   return EnrolledCertificate{
@@ -256,8 +287,7 @@ absl::Status EnrollmentManager::Authenticate(
         std::string(agent_id)));
   }
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> record,
-                   records_.GetEnrollment(agent_id));
+  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> record, Get(agent_id));
   if (!record.has_value() || !record->enrolled()) {
     return absl::PermissionDeniedError(absl::StrFormat(
         "agent %s is not enrolled on this server", std::string(agent_id)));
@@ -284,8 +314,7 @@ absl::StatusOr<absl::Time> EnrollmentManager::Revoke(std::string_view agent_id,
     return absl::InvalidArgumentError("reason must be 1..256 bytes");
   }
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before,
-                   records_.GetEnrollment(agent_id));
+  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before, Get(agent_id));
   if (!before.has_value()) {
     return absl::NotFoundError(
         absl::StrFormat("agent %s has no enrollment", std::string(agent_id)));
@@ -295,7 +324,7 @@ absl::StatusOr<absl::Time> EnrollmentManager::Revoke(std::string_view agent_id,
   next.revoked = true;
   next.revoked_at = now;
   next.revoke_reason = std::string(reason);
-  RETURN_IF_ERROR(records_.PutEnrollment(next));
+  RETURN_IF_ERROR(Put(next));
   RETURN_IF_ERROR(Audit(actor, "agent.revoke", agent_id, before, next));
   return now;
 }

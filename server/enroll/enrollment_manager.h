@@ -80,6 +80,12 @@ class EnrollmentManager {
                     EnrollmentStore& records, Store& audit,
                     const pki::CertificateAuthority* ca, Clock& clock);
 
+  // Reads every record into memory, so that Authenticate (called from the
+  // agent stream's gRPC reaction) never waits for the store. Call once
+  // before serving; without it Authenticate reads the store. Records change
+  // only through this manager (one server process owns them).
+  absl::Status LoadRecords() ABSL_LOCKS_EXCLUDED(mu_);
+
   EnrollmentManager(const EnrollmentManager&) = delete;
   EnrollmentManager& operator=(const EnrollmentManager&) = delete;
 
@@ -126,6 +132,9 @@ class EnrollmentManager {
                      const std::optional<AgentEnrollment>& before,
                      const AgentEnrollment& after) const;
   bool AllowAttempt(std::string_view peer) ABSL_LOCKS_EXCLUDED(rate_mu_);
+  absl::StatusOr<std::optional<AgentEnrollment>> Get(std::string_view agent_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Put(const AgentEnrollment& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EnrollmentManagerOptions options_;
   EnrollmentStore& records_;
@@ -134,6 +143,9 @@ class EnrollmentManager {
   Clock& clock_;
 
   absl::Mutex mu_;  // serialises read-modify-write of records
+  // Every record by agent id, once LoadRecords() ran (write-through).
+  std::optional<absl::flat_hash_map<std::string, AgentEnrollment>> cache_
+      ABSL_GUARDED_BY(mu_);
   absl::Mutex rate_mu_;
   absl::flat_hash_map<std::string, std::deque<absl::Time>> attempts_
       ABSL_GUARDED_BY(rate_mu_);

@@ -192,6 +192,25 @@ TEST_F(EnrollmentManagerTest, PendingTokenOfARevokedAgentIsPermissionDenied) {
       absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(EnrollmentManagerTest, LoadedRecordsAnswerWithoutTheStore) {
+  const PeerCertificate cert = EnrollOk("dom-01");
+  ASSERT_TRUE(manager_->LoadRecords().ok());
+  EXPECT_TRUE(manager_->Authenticate(cert, "dom-01").ok());
+  // Writes go through to the store and the cache.
+  ASSERT_TRUE(manager_->Revoke("dom-01", "stolen", "alice").ok());
+  EXPECT_EQ(manager_->Authenticate(cert, "dom-01").code(),
+            absl::StatusCode::kPermissionDenied);
+  auto stored = store_.GetEnrollment("dom-01");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_TRUE((*stored)->revoked);
+  // A record written behind the manager's back is not seen once loaded.
+  AgentEnrollment sneaky = **stored;
+  sneaky.revoked = false;
+  ASSERT_TRUE(store_.PutEnrollment(sneaky).ok());
+  EXPECT_EQ(manager_->Authenticate(cert, "dom-01").code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST(EnrollmentDisabledTest, WithoutCaKeyEnrollmentIsAPrecondition) {
   SimulatedClock clock(kT0);
   InMemoryStore store;
