@@ -168,7 +168,9 @@ TEST_F(IngestPipelineTest, DuplicateBatchIsReportedAndNotCountedTwice) {
 }
 
 TEST_F(IngestPipelineTest, FullQueueRefusesAndCallsBackWhenThereIsRoom) {
-  Start(IngestPipelineOptions{.capacity_events = 4});
+  // One worker: with two, the second would take batch 2 off the queue and
+  // the third push would find room.
+  Start(IngestPipelineOptions{.capacity_events = 4, .workers = 1});
   gated_.Close();
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(4))));
   // The worker holds batch 1 at the gate: the queue is empty again.
