@@ -79,7 +79,7 @@ start_agent() {  # CONFIG LOG NAMESPACE
 }
 ctl() {  # rampartctl against the demo server
   ns_exec "$hub_ns"
-  "${ns_prefix[@]}" "$BIN/rampartctl" --server "$grpc_at" \
+  "${ns_prefix[@]}" "$BIN/rampartctl" --insecure --server "$grpc_at" \
     --token-file "$work/admin.token" "$@"
 }
 loggen() {
@@ -192,6 +192,11 @@ server:
   listen: "$server_host:0"         # any free port (printed below)
   http_listen: "$server_host:0"
   db: "sqlite:$work/rampart.db"
+  # Plaintext gRPC: a demo on one machine (loopback, or the demo's own
+  # namespaces). A real estate uses mutual TLS and agent enrollment
+  # (docs/security.md).
+  insecure: true
+  allow_insecure_non_loopback: $([ "$mode" = netns ] && echo true || echo false)
 policy:
   ban_threshold: 10              # points; a failed login is 1 point
   server_factor: 1               # x2 once a 2nd server saw the address, x3 a 3rd
@@ -255,6 +260,7 @@ for h in "${hosts[@]}"; do
   (cd "$d/replay" && split -n l/8 -d -a 1 ../generated.log chunk.)
   cat >"$d/agent.yaml" <<EOF
 servers: ["$grpc_at"]
+insecure: true                   # the demo server is plaintext
 agent_id: $h
 site: demo
 logs:
@@ -430,10 +436,10 @@ fi
 section "The estate keeps running; try"
 in_hub=""
 [ "$mode" = netns ] && in_hub="ip netns exec $hub_ns "
-echo "   export RAMPART_SERVER=$grpc_at"
-echo "   $in_hub$BIN/rampartctl bans list"
-echo "   $in_hub$BIN/rampartctl ip ${hard:-198.51.100.7}"
-echo "   $in_hub$BIN/rampartctl bans add 203.0.113.0/24 --for 2h --reason test"
+echo "   export RAMPART_SERVER=$grpc_at RAMPART_TOKEN=\$(cat $work/admin.token)"
+echo "   $in_hub$BIN/rampartctl --insecure bans list"
+echo "   $in_hub$BIN/rampartctl --insecure ip ${hard:-198.51.100.7}"
+echo "   $in_hub$BIN/rampartctl --insecure bans add 203.0.113.0/24 --for 2h --reason test"
 echo "   ${in_hub}curl -s http://$http_at/metrics | grep rampart_active_bans"
 [ "$mode" = netns ] && echo "   ip netns exec rampart-demo-$ns_id-domino2 nft list table inet rampart"
 echo "   logs: $work/*/agent.log, $work/server.log"

@@ -10,6 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "agent/daemon/agent_app.h"
 #include "agent/daemon/agent_config.h"
+#include "agent/enroll_command.h"
 #include "agent/parse_command.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -106,6 +107,36 @@ int main(int argc, char** argv) {
                       "State directory (default /var/lib/rampart-agent)");
   run_cmd->add_option("--firewall", run.firewall,
                       "nftables|ipset|windows-netsh|exec|dry-run");
+  run_cmd->add_flag("--insecure", run.insecure,
+                    "Plaintext to a server started with --insecure (no "
+                    "client certificate; loopback tests only)");
+  run_cmd->add_option(
+      "--ca-file", run.ca_file,
+      "CA bundle for the server (default <state-dir>/tls/ca.pem)");
+  run_cmd->add_option("--cert", run.cert_file,
+                      "Agent certificate (default <state-dir>/tls/agent.pem)");
+  run_cmd->add_option("--key", run.key_file,
+                      "Agent key (default <state-dir>/tls/agent.key)");
+
+  rampart::agent::EnrollCommandOptions enroll;
+  CLI::App* enroll_cmd = app.add_subcommand(
+      "enroll",
+      "Exchange a one-time token (rampartctl agents enroll NAME) for this "
+      "agent's client certificate, written to <state-dir>/tls/");
+  enroll_cmd->add_option("--server", enroll.server, "Server HOST:PORT")
+      ->required();
+  enroll_cmd
+      ->add_option("--ca-file", enroll.ca_file,
+                   "CA bundle that signed the server certificate")
+      ->required();
+  enroll_cmd->add_option("--token", enroll.token, "The one-time token")
+      ->required();
+  enroll_cmd
+      ->add_option("--agent-id", enroll.agent_id,
+                   "Agent id the token was issued for")
+      ->required();
+  enroll_cmd->add_option("--state-dir", enroll.state_dir,
+                         "State directory (default /var/lib/rampart-agent)");
 
   try {
     app.parse(argc, argv);
@@ -118,6 +149,18 @@ int main(int argc, char** argv) {
 
   if (run_cmd->parsed()) {
     return RunAgent(run);
+  }
+  if (enroll_cmd->parsed()) {
+    if (absl::Status s = rampart::agent::RunEnrollCommand(enroll); !s.ok()) {
+      std::fprintf(stderr, "rampart-agent enroll: %s\n",
+                   std::string(s.message()).c_str());
+      return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    std::fprintf(stderr,
+                 "rampart-agent enroll: enrolled as %s; certificate and key "
+                 "in %s/tls\n",
+                 enroll.agent_id.c_str(), enroll.state_dir.c_str());
+    return 0;
   }
   if (parse_cmd->parsed()) {
     parse.parser.date_order = rampart::agent::ParseDateOrder(date_order)

@@ -82,6 +82,7 @@ int Run(int events, bool fsync) {
   config.spool_fsync =
       fsync ? agent::FsyncPolicy::kEveryAppend : agent::FsyncPolicy::kNever;
   config.batch_flush_interval = absl::Milliseconds(50);
+  config.insecure = true;  // the in-process bench server is plaintext
   agent::DryRunFirewall firewall(clock);
   agent::StaticHostAddressSource hosts({});
   agent::AgentEnvironment env{.clock = &clock,

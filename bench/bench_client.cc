@@ -398,8 +398,8 @@ absl::StatusOr<std::unique_ptr<testing::ServerProcess>> StartServer(
   }
   return testing::ServerProcess::Start(
       testing::ServerBinary(),
-      {"--config", config_path, "--db", db_flag, "--listen", "127.0.0.1:0",
-       "--http-listen", "127.0.0.1:0"});
+      {"--insecure", "--config", config_path, "--db", db_flag, "--listen",
+       "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
 }
 
 double ProcessCpuSeconds(int pid) {

@@ -1,7 +1,9 @@
 #include "ctl/channel.h"
 
 #include "absl/strings/str_format.h"
+#include "common/file_util.h"
 #include "common/ip_address.h"
+#include "common/status_macros.h"
 #include "common/strings.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -22,10 +24,35 @@ bool IsHostNameChar(char c) {
          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
+absl::StatusOr<std::string> ReadPem(const char* flag, const std::string& path) {
+  absl::StatusOr<std::string> pem =
+      file_util::ReadFileBounded(path, 1024 * 1024);
+  if (!pem.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s %s: %s", flag, path, pem.status().message()));
+  }
+  return pem;
+}
+
 // The single place that decides transport security (see the file comment).
-std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(
-    const ChannelOptions& /*options*/) {
-  return grpc::InsecureChannelCredentials();
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
+    const ChannelOptions& options) {
+  if (options.insecure) {
+    return grpc::InsecureChannelCredentials();
+  }
+  if (options.ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "no TLS material: pass --ca-file CA.pem (and --cert/--key for an "
+        "admin client certificate), or --insecure for a server started with "
+        "--insecure (docs/security.md)");
+  }
+  grpc::SslCredentialsOptions ssl;
+  ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--ca-file", options.ca_file));
+  if (!options.cert_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("--cert", options.cert_file));
+    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("--key", options.key_file));
+  }
+  return grpc::SslCredentials(ssl);
 }
 
 }  // namespace
@@ -88,8 +115,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeAdminChannel(
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // One short-lived process per command: no need to share subchannels.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(options.target, MakeCredentials(options),
-                                   args);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   MakeCredentials(options));
+  return grpc::CreateCustomChannel(options.target, credentials, args);
 }
 
 }  // namespace rampart::ctl

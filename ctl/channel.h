@@ -1,9 +1,9 @@
 #pragma once
 
-// How rampartctl reaches the admin API. This is the transport seam: today
-// the channel is plaintext (TCP or a Unix socket); TLS with an admin client
-// certificate and per-call tokens are added here (new ChannelOptions fields
-// and MakeAdminChannel's credentials), nothing else in ctl/ changes.
+// How rampartctl reaches the admin API. This is the transport seam: TLS
+// (verifying the server against --ca-file, with an optional admin client
+// certificate), or plaintext only when asked for with --insecure; per-call
+// tokens are added here too, nothing else in ctl/ changes.
 // Thread-safety: pure functions; the returned channel is thread-safe.
 
 #include <memory>
@@ -25,8 +25,13 @@ struct ChannelOptions {
   // Largest message accepted from the server (export chunks are <= 1 MiB,
   // other answers far smaller); gRPC's default is 4 MiB.
   int max_receive_message_bytes = 4 * 1024 * 1024;
-  // Not yet: TLS (ca_file, cert_file, key_file, server name override) and
-  // a bearer token file for per-call credentials.
+  // Plaintext (the server runs --insecure). Excludes the TLS fields.
+  bool insecure = false;
+  // PEM files: the CA bundle that signed the server certificate (required
+  // unless insecure), and an optional admin client certificate + key.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
 };
 
 // Checks the syntax of a target: "unix:" followed by an absolute path, or a
@@ -36,7 +41,9 @@ absl::Status ValidateServerTarget(std::string_view target);
 
 // Creates a channel to options.target. The channel connects lazily on the
 // first call, so an unreachable server shows up as the call's UNAVAILABLE
-// status. Returns InvalidArgument for a bad target.
+// status. Returns InvalidArgument for a bad target, for neither insecure nor
+// a ca_file ("no TLS material": never silently plaintext), and for TLS files
+// that cannot be read.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeAdminChannel(
     const ChannelOptions& options);
 

@@ -228,7 +228,8 @@ std::string UnknownCommandWord(const CLI::App& root,
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--server" || arg == "--timeout" || arg == "--token" ||
-        arg == "--token-file") {
+        arg == "--token-file" || arg == "--ca-file" || arg == "--cert" ||
+        arg == "--key") {
       ++i;  // skip the value
       continue;
     }
@@ -256,6 +257,10 @@ std::string UnknownCommandWord(const CLI::App& root,
 // Options of the invocation that are not a command's own.
 struct GlobalFlags {
   std::string server;
+  bool insecure = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   bool json = false;
   std::string timeout = "10s";
   std::string token;
@@ -310,6 +315,7 @@ absl::StatusOr<std::string> ResolveToken(const GlobalFlags& flags,
 
 // The parsed, validated invocation.
 struct Invocation {
+  ChannelOptions channel;
   CommandContext context;
   Action action;
 };
@@ -409,6 +415,17 @@ CommandLine::CommandLine(const CtlEnvironment& env) : env_(env) {
   app_.add_option("--server", global_.server,
                   "Admin API address: HOST:PORT, [IPv6]:PORT or unix:/path "
                   "(default: $RAMPART_SERVER, else 127.0.0.1:7443)");
+  app_.add_flag("--insecure", global_.insecure,
+                "Plaintext, no TLS (a server started with --insecure; "
+                "loopback only)");
+  app_.add_option("--ca-file", global_.ca_file,
+                  "CA certificate(s) that signed the server's certificate "
+                  "(default: $RAMPART_CA_FILE)");
+  app_.add_option("--cert", global_.cert_file,
+                  "Admin client certificate, PEM (with --key; default: "
+                  "$RAMPART_CERT)");
+  app_.add_option("--key", global_.key_file,
+                  "Its private key, PEM (default: $RAMPART_KEY)");
   app_.add_flag("--json", global_.json,
                 "Print JSON (shapes in docs/rampartctl.md)");
   app_.add_option("--timeout", global_.timeout,
@@ -1189,6 +1206,23 @@ std::variant<Invocation, int> CommandLine::Parse(
             ? Usage(absl::StrFormat("RAMPART_SERVER: %s", s.message()))
             : s);
   }
+  inv.channel.target = inv.context.server;
+  inv.channel.insecure = global_.insecure;
+  inv.channel.ca_file =
+      !global_.ca_file.empty() ? global_.ca_file : env_.ca_file;
+  inv.channel.cert_file =
+      !global_.cert_file.empty() ? global_.cert_file : env_.cert_file;
+  inv.channel.key_file =
+      !global_.key_file.empty() ? global_.key_file : env_.key_file;
+  if (global_.insecure &&
+      (!global_.ca_file.empty() || !global_.cert_file.empty() ||
+       !global_.key_file.empty())) {
+    return usage_error(
+        Usage("--insecure excludes --ca-file, --cert and --key"));
+  }
+  if (inv.channel.cert_file.empty() != inv.channel.key_file.empty()) {
+    return usage_error(Usage("--cert and --key go together"));
+  }
   absl::StatusOr<absl::Duration> timeout = ParseDurationInRange(
       "--timeout", global_.timeout, absl::Seconds(1), absl::Hours(1));
   if (!timeout.ok()) {
@@ -1228,7 +1262,7 @@ int Run(const std::vector<std::string>& args,
     std::shared_ptr<grpc::Channel> channel;
     if (stub == nullptr) {
       absl::StatusOr<std::shared_ptr<grpc::Channel>> ch =
-          MakeAdminChannel(ChannelOptions{.target = inv.context.server});
+          MakeAdminChannel(inv.channel);
       if (!ch.ok()) {
         err << "rampartctl: " << ch.status().message() << '\n';
         return kExitUsage;

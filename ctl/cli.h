@@ -27,6 +27,11 @@ struct CtlEnvironment {
   // $RAMPART_TOKEN ("" if unset): the admin token when neither --token nor
   // --token-file is given.
   std::string token;
+  // $RAMPART_CA_FILE, $RAMPART_CERT, $RAMPART_KEY ("" if unset): TLS
+  // material when --ca-file / --cert / --key are not given.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // "Now" for relative times and for --since DURATION; null = the real
   // clock. Not owned.
   const Clock* clock = nullptr;

@@ -18,6 +18,13 @@ int main(int argc, char** argv) {
   if (const char* token = std::getenv("RAMPART_TOKEN"); token != nullptr) {
     env.token = token;
   }
+  for (auto [name, field] : {std::pair{"RAMPART_CA_FILE", &env.ca_file},
+                             std::pair{"RAMPART_CERT", &env.cert_file},
+                             std::pair{"RAMPART_KEY", &env.key_file}}) {
+    if (const char* value = std::getenv(name); value != nullptr) {
+      *field = value;
+    }
+  }
   env.in = &std::cin;
   return rampart::ctl::RunCtl(args, std::cout, std::cerr, env);
 }

@@ -10,7 +10,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libnftables-dev libpqxx-dev libcli11-dev
-  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libssl-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libssl-dev openssl
 )
 test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -3,6 +3,7 @@
 //
 //   rampart-server [--config FILE] [--listen HOST:PORT]
 //                  [--http-listen HOST:PORT] [--db sqlite:PATH|postgresql://..]
+//                  [--insecure [--allow-insecure-non-loopback]]
 //   rampart-server migrate [--config FILE] [--db ...]
 //   rampart-server healthcheck [--config FILE] [--http HOST:PORT] [--ready]
 //   rampart-server token create NAME --role admin|operator|read-only
@@ -52,6 +53,12 @@ void AddConfigFlags(CLI::App& app, rampart::server::ServerFlags& flags,
     app.add_option("--bootstrap-token-file", flags.bootstrap_token_file,
                    "file holding the secret of the admin token "
                    "\"bootstrap\" (admin.bootstrap_token_file)");
+    app.add_flag("--insecure", flags.insecure,
+                 "plaintext gRPC without agent identity (loopback tests and "
+                 "the quickstart only; docs/security.md)");
+    app.add_flag("--allow-insecure-non-loopback",
+                 flags.allow_insecure_non_loopback,
+                 "permit --insecure on a listen address that is not loopback");
   }
 }
 
@@ -286,6 +293,11 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "rampart-server: %s\n",
                  std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (absl::Status s = rampart::server::ValidateTransport(*config); !s.ok()) {
+    std::fprintf(stderr, "rampart-server: %s\n",
+                 std::string(s.message()).c_str());
     return 2;
   }
 

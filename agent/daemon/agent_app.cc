@@ -8,7 +8,9 @@
 #include <random>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "agent/firewall/firewall_factory.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -76,6 +78,25 @@ absl::StatusOr<std::unique_ptr<AgentApp>> AgentApp::Create(
   if (env.clock == nullptr || env.metrics == nullptr) {
     return absl::InvalidArgumentError("clock and metrics are required");
   }
+  ClientTls tls{.insecure = config.insecure};
+  if (!config.insecure) {
+    for (auto [path, pem] : {std::pair{&config.tls_ca_file, &tls.ca_pem},
+                             std::pair{&config.tls_cert_file, &tls.cert_pem},
+                             std::pair{&config.tls_key_file, &tls.key_pem}}) {
+      absl::StatusOr<std::string> text =
+          path->empty() ? absl::NotFoundError("not set")
+                        : file_util::ReadFileBounded(*path, 1024 * 1024);
+      if (!text.ok()) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "no TLS material: cannot read %s (%s). Enroll the agent first "
+            "(rampart-agent enroll --token ...; docs/security.md), set "
+            "tls.ca_file/cert_file/key_file, or pass --insecure for a "
+            "server started with --insecure",
+            path->empty() ? "a tls file" : *path, text.status().message()));
+      }
+      *pem = *std::move(text);
+    }
+  }
   auto app = std::unique_ptr<AgentApp>(new AgentApp(config, env));
   Clock& clock = *env.clock;
   Firewall* firewall = env.firewall;
@@ -142,6 +163,7 @@ absl::StatusOr<std::unique_ptr<AgentApp>> AgentApp::Create(
 
   ServerClientOptions co;
   co.servers = config.servers;
+  co.tls = std::move(tls);
   co.hello.agent_id = config.agent_id;
   co.hello.site = config.site;
   co.hello.hostname = HostName().substr(0, 253);

@@ -27,7 +27,9 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
           {"",
            {"servers", "agent_id", "site", "time_zone", "logs",
             "read_existing_logs", "parser", "state_dir", "firewall",
-            "allowlist", "batch", "spool", "reconnect", "local_fallback"}},
+            "allowlist", "batch", "spool", "reconnect", "local_fallback",
+            "insecure", "tls"}},
+          {"tls", {"ca_file", "cert_file", "key_file"}},
           {"logs", {"path", "date_order"}},
           {"parser", {"successes", "tls_failures", "sessions"}},
           {"firewall",
@@ -284,6 +286,17 @@ absl::Status ReadRoot(const YAML::Node& root, AgentConfig* c) {
       }
     } else if (key == "state_dir") {
       ASSIGN_OR_RETURN(c->state_dir, GetString(v, key));
+    } else if (key == "insecure") {
+      ASSIGN_OR_RETURN(c->insecure, GetBool(v, key));
+    } else if (key == "tls") {
+      RETURN_IF_ERROR(CheckKeys(v, "tls", key));
+      for (const auto& p : v) {
+        const std::string k = p.first.Scalar();
+        ASSIGN_OR_RETURN(std::string path, GetString(p.second, Join(key, k)));
+        (k == "ca_file"     ? c->tls_ca_file
+         : k == "cert_file" ? c->tls_cert_file
+                            : c->tls_key_file) = std::move(path);
+      }
     } else if (key == "firewall") {
       RETURN_IF_ERROR(CheckKeys(v, "firewall", key));
       for (const auto& p : v) {
@@ -588,6 +601,15 @@ absl::Status FinishAgentConfig(const AgentFlags& flags, AgentConfig* config) {
   if (!flags.firewall.empty()) {
     config->firewall.backend = flags.firewall;
   }
+  config->insecure = config->insecure || flags.insecure;
+  for (auto [flag, field] :
+       {std::pair{&flags.ca_file, &config->tls_ca_file},
+        std::pair{&flags.cert_file, &config->tls_cert_file},
+        std::pair{&flags.key_file, &config->tls_key_file}}) {
+    if (!flag->empty()) {
+      *field = *flag;
+    }
+  }
   if (config->agent_id.empty()) {
     config->agent_id = DefaultAgentId();
     if (!ValidAgentId(config->agent_id)) {
@@ -624,6 +646,22 @@ absl::Status FinishAgentConfig(const AgentFlags& flags, AgentConfig* config) {
   if (config->firewall.backend == "windows-netsh" &&
       config->firewall.netsh.output_dir.empty()) {
     config->firewall.netsh.output_dir = config->state_dir + "/netsh";
+  }
+  if (config->insecure) {
+    if (!config->tls_ca_file.empty() || !config->tls_cert_file.empty() ||
+        !config->tls_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "insecure excludes the tls files (--ca-file, --cert, --key)");
+    }
+  } else {
+    const std::string dir = config->state_dir + "/tls/";
+    for (auto [field, name] : {std::pair{&config->tls_ca_file, "ca.pem"},
+                               std::pair{&config->tls_cert_file, "agent.pem"},
+                               std::pair{&config->tls_key_file, "agent.key"}}) {
+      if (field->empty()) {
+        *field = dir + name;
+      }
+    }
   }
   return absl::OkStatus();
 }

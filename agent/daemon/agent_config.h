@@ -115,6 +115,17 @@ struct AgentConfig {
   // [5s, 300s]. YAML reconnect.heartbeat_interval. Default 15s.
   absl::Duration heartbeat_interval = absl::Seconds(15);
   LocalFallbackConfig local_fallback;
+  // Plaintext to the server, no client certificate (a server started with
+  // --insecure; loopback tests only). YAML insecure; flag --insecure.
+  // Default false: the tls files below are required.
+  bool insecure = false;
+  // Mutual TLS (docs/security.md). YAML tls.ca_file, tls.cert_file,
+  // tls.key_file; flags --ca-file, --cert, --key. Defaults: what
+  // `rampart-agent enroll` writes, <state_dir>/tls/ca.pem, agent.pem and
+  // agent.key.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Command-line overrides; unset fields keep the file's value.
@@ -125,6 +136,10 @@ struct AgentFlags {
   std::vector<std::string> logs;
   std::string state_dir;
   std::string firewall;
+  bool insecure = false;  // --insecure
+  std::string ca_file;    // --ca-file
+  std::string cert_file;  // --cert
+  std::string key_file;   // --key
 };
 
 // Parses "<digits><unit>" groups, largest unit first, units d h m s ms

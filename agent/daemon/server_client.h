@@ -89,9 +89,19 @@ struct HeartbeatStats {
   uint32_t local_fallback_bans = 0;
 };
 
+// How the client authenticates: plaintext (insecure), or mutual TLS with
+// the agent's certificate (PEM contents, not paths).
+struct ClientTls {
+  bool insecure = false;
+  std::string ca_pem;    // trust anchors for the server certificate
+  std::string cert_pem;  // the agent's certificate chain (CN = agent id)
+  std::string key_pem;   // its private key
+};
+
 struct ServerClientOptions {
   // "HOST:PORT" targets, tried in order. At least one.
   std::vector<std::string> servers;
+  ClientTls tls;
   HelloInfo hello;
   // Reconnect backoff. Defaults 1s .. 60s, +-20 % jitter (protocol).
   absl::Duration backoff_min = absl::Seconds(1);

@@ -22,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/pki/pki.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -35,8 +36,10 @@
 #include "server/core/correlator.h"
 #include "server/core/ingest_pipeline.h"
 #include "server/core/protected_addresses.h"
+#include "server/enroll/enrollment_manager.h"
 #include "server/grpc/admin_service.h"
 #include "server/grpc/agent_service.h"
+#include "server/grpc/enrollment_service.h"
 #include "server/http/http_endpoint.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
@@ -78,6 +81,61 @@ absl::Status LoadDistributor(Store& store, const DurableState& state,
   }
   distributor.Reset(state.revision, std::move(active), std::move(recent));
   return absl::OkStatus();
+}
+
+// Largest PEM file read for TLS.
+constexpr size_t kMaxPemFileBytes = 1024 * 1024;
+
+absl::StatusOr<std::string> ReadPem(const std::string& key,
+                                    const std::string& path) {
+  absl::StatusOr<std::string> pem =
+      file_util::ReadFileBounded(path, kMaxPemFileBytes);
+  if (!pem.ok()) {
+    return absl::Status(
+        pem.status().code(),
+        absl::StrFormat("tls.%s: %s", key, pem.status().message()));
+  }
+  return pem;
+}
+
+// The TLS material of the gRPC listener, read and checked at start-up.
+struct TlsMaterial {
+  std::string cert_pem;
+  std::string key_pem;
+  std::string client_ca_pem;
+  std::unique_ptr<pki::CertificateAuthority> ca;  // null: enrollment disabled
+};
+
+absl::StatusOr<TlsMaterial> LoadTls(const ServerConfig::Tls& tls) {
+  TlsMaterial m;
+  ASSIGN_OR_RETURN(m.cert_pem, ReadPem("cert_file", tls.cert_file));
+  ASSIGN_OR_RETURN(m.key_pem, ReadPem("key_file", tls.key_file));
+  ASSIGN_OR_RETURN(m.client_ca_pem,
+                   ReadPem("client_ca_file", tls.client_ca_file));
+  if (absl::StatusOr<pki::CertificateInfo> c =
+          pki::ParseCertificate(m.cert_pem);
+      !c.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tls.cert_file %s: %s", tls.cert_file, c.status().message()));
+  }
+  if (absl::StatusOr<pki::CertificateInfo> c =
+          pki::ParseCertificate(m.client_ca_pem);
+      !c.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tls.client_ca_file %s: %s", tls.client_ca_file, c.status().message()));
+  }
+  if (!tls.ca_key_file.empty()) {
+    ASSIGN_OR_RETURN(const std::string ca_key,
+                     ReadPem("ca_key_file", tls.ca_key_file));
+    absl::StatusOr<std::unique_ptr<pki::CertificateAuthority>> ca =
+        pki::CertificateAuthority::Create(m.client_ca_pem, ca_key);
+    if (!ca.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tls.ca_key_file %s: %s", tls.ca_key_file, ca.status().message()));
+    }
+    m.ca = *std::move(ca);
+  }
+  return m;
 }
 
 }  // namespace
@@ -160,6 +218,9 @@ struct ServerApp::Impl {
   std::unique_ptr<ProtectedAddresses> protect;
   std::unique_ptr<Correlator> correlator;
   std::unique_ptr<IngestPipeline> pipeline;
+  std::unique_ptr<pki::CertificateAuthority> ca;
+  std::unique_ptr<EnrollmentManager> enrollment;
+  std::unique_ptr<EnrollmentService> enrollment_service;
   std::unique_ptr<AgentService> agent_service;
   std::unique_ptr<AdminAuthenticator> authenticator;
   std::unique_ptr<AdminService> admin_service;
@@ -185,6 +246,26 @@ struct ServerApp::Impl {
 };
 
 absl::Status ServerApp::Impl::Start() {
+  RETURN_IF_ERROR(ValidateTransport(config));
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (config.insecure) {
+    RAMPART_LOG(Warning) << "--insecure: plaintext gRPC on "
+                         << config.listen.ToString()
+                         << ", agents are not authenticated";
+    credentials = grpc::InsecureServerCredentials();
+  } else {
+    ASSIGN_OR_RETURN(TlsMaterial tls, LoadTls(config.tls));
+    // A client certificate is verified when presented but not required at
+    // the handshake: EnrollmentService serves agents that have none yet;
+    // AgentService refuses a Hello without one.
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = tls.client_ca_pem;
+    ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+    ca = std::move(tls.ca);
+  }
+
   RAMPART_LOG(Info) << "opening " << config.database.ToLogString();
   ASSIGN_OR_RETURN(raw_store, OpenStore(config.database));
   store = std::make_unique<InstrumentedStore>(*raw_store, registry);
@@ -233,8 +314,20 @@ absl::Status ServerApp::Impl::Start() {
                    static_cast<double>(config.limits.agent_events_per_second),
                .burst = static_cast<double>(config.limits.agent_events_burst)},
   };
+  if (!config.insecure) {
+    auto* records = dynamic_cast<EnrollmentStore*>(raw_store.get());
+    if (records == nullptr) {
+      return absl::InternalError("the store keeps no agent enrollments");
+    }
+    enrollment = std::make_unique<EnrollmentManager>(
+        EnrollmentManagerOptions{.cert_ttl = config.tls.cert_ttl}, *records,
+        *store, ca.get(), clock);
+    RETURN_IF_ERROR(enrollment->LoadRecords());
+    enrollment_service = std::make_unique<EnrollmentService>(*enrollment);
+  }
   agent_service = std::make_unique<AgentService>(
-      agent_options, *distributor, *pipeline, clock, registry, protect.get());
+      agent_options, *distributor, *pipeline, clock, registry, protect.get(),
+      enrollment.get());
 
   AdminServiceOptions admin_options;
   admin_options.queries.policy = config.policy;
@@ -274,6 +367,14 @@ absl::Status ServerApp::Impl::Start() {
   admin_service = std::make_unique<AdminService>(
       admin_options, *correlator, *store, *distributor, clock, registry,
       *authenticator, std::move(facts));
+  if (enrollment != nullptr) {
+    admin_service->SetAgentIdentity(
+        enrollment.get(), [this](const std::string& agent_id) {
+          return agent_service->EndAgentStream(
+              agent_id, grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                     "agent " + agent_id + " was revoked"));
+        });
+  }
   pipeline->SetCommitObserver([this](const IngestResult& result) {
     if (result.alerts > 0) {
       admin_service->NotifyAlerts();
@@ -297,10 +398,11 @@ absl::Status ServerApp::Impl::Start() {
   // gRPC sets SO_REUSEPORT by default, which would let a second server on
   // the same port start "successfully" and steal half the agents.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // TODO(security issue): mutual TLS. Plaintext until then.
-  builder.AddListeningPort(config.listen.ToString(),
-                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(config.listen.ToString(), credentials, &grpc_port);
   builder.RegisterService(agent_service.get());
+  if (enrollment_service != nullptr) {
+    builder.RegisterService(enrollment_service.get());
+  }
   builder.RegisterService(admin_service.get());
   grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || grpc_port == 0) {

@@ -123,10 +123,15 @@ constexpr Key<Limits> kLimitsKeys[] = {
 
 constexpr std::string_view kRootKeys[] = {
     "server",       "policy", "allowlist", "retention", "housekeeping_interval",
-    "distribution", "limits", "admin",
+    "distribution", "limits", "admin",     "tls",
 };
 constexpr std::string_view kAdminKeys[] = {"bootstrap_token_file"};
-constexpr std::string_view kServerKeys[] = {"listen", "http_listen", "db"};
+constexpr std::string_view kServerKeys[] = {
+    "listen", "http_listen", "db", "insecure", "allow_insecure_non_loopback"};
+constexpr std::string_view kTlsKeys[] = {
+    "cert_file", "key_file", "client_ca_file", "ca_key_file", "cert_ttl"};
+constexpr absl::Duration kMinCertTtl = absl::Hours(1);
+constexpr absl::Duration kMaxCertTtl = absl::Hours(24 * 825);
 constexpr std::string_view kAllowKeys[] = {"cidr", "expires", "comment"};
 
 constexpr absl::Duration kMinHousekeeping = absl::Seconds(1);
@@ -674,6 +679,8 @@ class ConfigReader {
         for (const Field& a : admin_fields) {
           ASSIGN_OR_RETURN(config.admin.bootstrap_token_file, String(a.value));
         }
+      } else if (f.key == "tls") {
+        RETURN_IF_ERROR(ReadTls(f.value, &config.tls));
       }
     }
     if (absl::Status s = CheckListenPair(config.listen, config.http_listen);
@@ -856,6 +863,20 @@ class ConfigReader {
     return s;
   }
 
+  // true / false (YAML 1.2 core schema spellings only).
+  absl::StatusOr<bool> Bool(const Value& v) const {
+    RETURN_IF_ERROR(CheckScalar(v, "true or false"));
+    const std::string& s = v.node.Scalar();
+    if (v.node.Tag() == "?" && (s == "true" || s == "True" || s == "TRUE")) {
+      return true;
+    }
+    if (v.node.Tag() == "?" && (s == "false" || s == "False" || s == "FALSE")) {
+      return false;
+    }
+    return Error(
+        v, absl::StrFormat("expected true or false, got %s", QuoteShort(s)));
+  }
+
   absl::StatusOr<int64_t> Integer(const Value& v, int64_t min,
                                   int64_t max) const {
     RETURN_IF_ERROR(CheckScalar(v, "an integer"));
@@ -1014,6 +1035,36 @@ class ConfigReader {
           return Error(v, MessageOf(target.status()));
         }
         config->database = *std::move(target);
+      } else if (f.key == "insecure") {
+        ASSIGN_OR_RETURN(config->insecure, Bool(v));
+      } else if (f.key == "allow_insecure_non_loopback") {
+        ASSIGN_OR_RETURN(config->allow_insecure_non_loopback, Bool(v));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadTls(const Value& section, ServerConfig::Tls* tls) const {
+    ASSIGN_OR_RETURN(const std::vector<Field> fields,
+                     ReadMapping(section, kTlsKeys));
+    for (const Field& f : fields) {
+      if (f.key == "cert_ttl") {
+        ASSIGN_OR_RETURN(tls->cert_ttl,
+                         DurationIn(f.value, kMinCertTtl, kMaxCertTtl));
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::string path, String(f.value));
+      if (path.size() > 4096) {  // "" = not set
+        return Error(f.value, "a file path is at most 4096 bytes");
+      }
+      if (f.key == "cert_file") {
+        tls->cert_file = std::move(path);
+      } else if (f.key == "key_file") {
+        tls->key_file = std::move(path);
+      } else if (f.key == "client_ca_file") {
+        tls->client_ca_file = std::move(path);
+      } else if (f.key == "ca_key_file") {
+        tls->ca_key_file = std::move(path);
       }
     }
     return absl::OkStatus();
@@ -1657,6 +1708,39 @@ absl::Status ApplyFlagOverrides(const ServerFlags& flags,
   if (flags.bootstrap_token_file) {
     config->admin.bootstrap_token_file = *flags.bootstrap_token_file;
   }
+  config->insecure = config->insecure || flags.insecure;
+  config->allow_insecure_non_loopback =
+      config->allow_insecure_non_loopback || flags.allow_insecure_non_loopback;
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTransport(const ServerConfig& config) {
+  const ServerConfig::Tls& tls = config.tls;
+  const bool any_tls = !tls.cert_file.empty() || !tls.key_file.empty() ||
+                       !tls.client_ca_file.empty() || !tls.ca_key_file.empty();
+  if (config.insecure) {
+    if (any_tls) {
+      return absl::InvalidArgumentError(
+          "--insecure and the tls section exclude each other: remove one");
+    }
+    if (!config.listen.IsLoopback() && !config.allow_insecure_non_loopback) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--insecure on %s, which is not a loopback address, would let "
+          "anyone on the network forge agents and make admin calls; configure "
+          "the tls section (docs/security.md), or listen on 127.0.0.1, or add "
+          "--allow-insecure-non-loopback if a trusted network really needs "
+          "plaintext",
+          config.listen.ToString()));
+    }
+    return absl::OkStatus();
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty() ||
+      tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "no TLS material: set tls.cert_file, tls.key_file and "
+        "tls.client_ca_file (deploy/make-certs.sh makes them; "
+        "docs/security.md), or pass --insecure for plaintext on loopback");
+  }
   return absl::OkStatus();
 }
 
@@ -1705,6 +1789,11 @@ std::string ServerConfigToYaml(const ServerConfig& config) {
   yaml += absl::StrFormat("  http_listen: %s\n",
                           Quote(config.http_listen.ToString()));
   yaml += absl::StrFormat("  db: %s\n", Quote(config.database.ToLogString()));
+  yaml +=
+      absl::StrFormat("  insecure: %s\n", config.insecure ? "true" : "false");
+  yaml +=
+      absl::StrFormat("  allow_insecure_non_loopback: %s\n",
+                      config.allow_insecure_non_loopback ? "true" : "false");
   WriteSection("policy", kPolicyKeys, config.policy, &yaml);
   if (config.allowlist_seed.empty()) {
     yaml += "allowlist: []\n";
@@ -1730,6 +1819,14 @@ std::string ServerConfigToYaml(const ServerConfig& config) {
     yaml += absl::StrFormat("admin:\n  bootstrap_token_file: %s\n",
                             Quote(config.admin.bootstrap_token_file));
   }
+  yaml += "tls:\n";
+  yaml += absl::StrFormat("  cert_file: %s\n", Quote(config.tls.cert_file));
+  yaml += absl::StrFormat("  key_file: %s\n", Quote(config.tls.key_file));
+  yaml += absl::StrFormat("  client_ca_file: %s\n",
+                          Quote(config.tls.client_ca_file));
+  yaml += absl::StrFormat("  ca_key_file: %s\n", Quote(config.tls.ca_key_file));
+  yaml += absl::StrFormat("  cert_ttl: %s\n",
+                          FormatConfigDuration(config.tls.cert_ttl));
   return yaml;
 }
 
@@ -1756,6 +1853,9 @@ std::vector<std::string> ServerConfigKeys() {
   }
   for (std::string_view k : kAdminKeys) {
     keys.push_back(absl::StrFormat("admin.%s", k));
+  }
+  for (std::string_view k : kTlsKeys) {
+    keys.push_back(absl::StrFormat("tls.%s", k));
   }
   return keys;
 }

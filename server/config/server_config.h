@@ -137,6 +137,35 @@ struct ServerConfig {
   // server.db: where the state lives (default sqlite:rampart.db in the
   // working directory).
   DatabaseTarget database;
+  // server.insecure / --insecure: serve plaintext gRPC (no TLS, no agent
+  // identity). Only for loopback tests and the quickstart; the tls section
+  // must then be empty. Default false: TLS material is required.
+  bool insecure = false;
+  // server.allow_insecure_non_loopback / --allow-insecure-non-loopback:
+  // permits `insecure` on a listen address that is not loopback. Default
+  // false (refused at start-up).
+  bool allow_insecure_non_loopback = false;
+
+  // --- tls: -----------------------------------------------------------------
+  // Mutual TLS on the gRPC listener (docs/security.md). All paths are PEM
+  // files read at start-up.
+  struct Tls {
+    // tls.cert_file: the server certificate chain (leaf first).
+    std::string cert_file;
+    // tls.key_file: its private key.
+    std::string key_file;
+    // tls.client_ca_file: CA bundle that agent and admin client certificates
+    // must chain to; also handed to agents at enrollment.
+    std::string client_ca_file;
+    // tls.ca_key_file: private key of the first certificate in
+    // client_ca_file; signs enrollment CSRs. "" = enrollment disabled
+    // (agents get certificates from deploy/make-certs.sh instead).
+    std::string ca_key_file;
+    // tls.cert_ttl: lifetime of certificates issued at enrollment. 1h..825d.
+    absl::Duration cert_ttl = absl::Hours(24 * 90);
+    friend bool operator==(const Tls&, const Tls&) = default;
+  };
+  Tls tls;
 
   // --- policy: --------------------------------------------------------------
   // Correlator policy; keys are the Policy field names. ValidatePolicy holds.
@@ -263,6 +292,8 @@ struct ServerFlags {
   std::optional<std::string> db;           // --db sqlite:PATH|postgresql://...
   // --bootstrap-token-file PATH (admin.bootstrap_token_file)
   std::optional<std::string> bootstrap_token_file;
+  bool insecure = false;                     // --insecure
+  bool allow_insecure_non_loopback = false;  // --allow-insecure-non-loopback
 };
 
 // Validates every set override in `flags` (`flags.config` is ignored) and,
@@ -274,6 +305,13 @@ absl::Status ApplyFlagOverrides(const ServerFlags& flags, ServerConfig* config);
 // The whole start-up resolution: LoadServerConfigFile(*flags.config) if set
 // (else the defaults), then ApplyFlagOverrides. Errors as those functions.
 absl::StatusOr<ServerConfig> ResolveServerConfig(const ServerFlags& flags);
+
+// The transport rules checked before the server listens (main() and
+// ServerApp::Start): exactly one of `insecure` or a complete tls section
+// (cert_file, key_file, client_ca_file); `insecure` only on a loopback listen
+// address unless allow_insecure_non_loopback. InvalidArgument with a message
+// saying what to do otherwise.
+absl::Status ValidateTransport(const ServerConfig& config);
 
 // The options the Correlator is constructed with (rebuild horizon derived
 // from the policy).

@@ -12,9 +12,20 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "server/grpc/conversions.h"
+#include "server/grpc/peer_identity.h"
 
 namespace rampart::server {
 namespace {
+
+// The audit log's "peer": the caller's address and, over mutual TLS, the
+// client certificate it presented (the bearer token is the actor).
+std::string AuditPeer(const grpc::ServerContext& context) {
+  std::string peer = context.peer();
+  if (std::optional<PeerCertificate> cert = PeerCertificateOf(context)) {
+    absl::StrAppend(&peer, " cert:", cert->common_name);
+  }
+  return peer;
+}
 
 // ---------------------------------------------------------------------------
 // Bounds of the admin contract (admin.proto comments).
@@ -677,6 +688,13 @@ void AdminService::Shutdown() { alerts_.Shutdown(); }
 
 void AdminService::NotifyAlerts() { alerts_.Notify(); }
 
+void AdminService::SetAgentIdentity(
+    EnrollmentManager* manager,
+    std::function<bool(const std::string& agent_id)> end_agent_stream) {
+  enrollment_ = manager;
+  end_agent_stream_ = std::move(end_agent_stream);
+}
+
 absl::StatusOr<Principal> AdminService::Authorize(
     const grpc::ServerContext& context, AdminRole needed,
     std::string_view method) {
@@ -931,7 +949,7 @@ grpc::Status AdminService::AddBan(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(AddBanOutcome r,
                      queries_.AddBan(target, duration, request->reason(),
                                      who->actor, request->allow_broad_prefix(),
-                                     BanOrigin::kManual, context->peer()));
+                                     BanOrigin::kManual, AuditPeer(*context)));
     *response->mutable_ban() = BanToProto(
         BanView{.ban = r.ban, .revision = r.revision, .active = true});
     response->set_created(r.created);
@@ -958,13 +976,13 @@ grpc::Status AdminService::RemoveBan(grpc::ServerContext* context,
           return absl::InvalidArgumentError("id: must be > 0");
         }
         r = queries_.RemoveBanById(request->id(), request->reason(), who->actor,
-                                   context->peer());
+                                   AuditPeer(*context));
         break;
       case v1::RemoveBanRequest::kTarget: {
         ASSIGN_OR_RETURN(IpPrefix target,
                          PrefixField("target", request->target()));
         r = queries_.RemoveBanByPrefix(target, request->reason(), who->actor,
-                                       context->peer());
+                                       AuditPeer(*context));
         break;
       }
       default:
@@ -1093,7 +1111,7 @@ grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(AddAllowOutcome r,
                      queries_.AddAllow(prefix, duration, request->comment(),
                                        request->remove_covering_bans(),
-                                       who->actor, context->peer()));
+                                       who->actor, AuditPeer(*context)));
     *response->mutable_entry() = AllowToProto(r.entry);
     for (const Ban& b : r.removed_bans) {
       *response->add_removed_bans() = BanToProto(BanView{.ban = b});
@@ -1120,12 +1138,12 @@ grpc::Status AdminService::RemoveAllow(grpc::ServerContext* context,
           return absl::InvalidArgumentError("id: must be > 0");
         }
         removed = queries_.RemoveAllowById(request->id(), who->actor,
-                                           context->peer());
+                                           AuditPeer(*context));
         break;
       case v1::RemoveAllowRequest::kCidr: {
         ASSIGN_OR_RETURN(IpPrefix prefix, PrefixField("cidr", request->cidr()));
-        removed =
-            queries_.RemoveAllowByPrefix(prefix, who->actor, context->peer());
+        removed = queries_.RemoveAllowByPrefix(prefix, who->actor,
+                                               AuditPeer(*context));
         break;
       }
       default:
@@ -1494,7 +1512,7 @@ grpc::Status AdminService::Import(grpc::ServerContext* context,
         ParseImport(format, request->text(), defaults, clock_.Now()));
     ASSIGN_OR_RETURN(ImportSummary summary,
                      queries_.ApplyImport(std::move(lines), request->dry_run(),
-                                          who->actor, context->peer()));
+                                          who->actor, AuditPeer(*context)));
     size_t reported = 0;
     for (const ImportLine& l : summary.lines) {
       const bool ok = l.outcome == ImportOutcome::kAdded ||
@@ -1587,33 +1605,61 @@ grpc::Status AdminService::ListAudit(grpc::ServerContext* context,
 
 // --- Enrollment (later) ----------------------------------------------------
 
+namespace {
+absl::Status NoAgentIdentity() {
+  return absl::FailedPreconditionError(
+      "agent enrollment needs mutual TLS: this server runs --insecure "
+      "(docs/security.md)");
+}
+}  // namespace
+
 grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
-                                       const v1::EnrollAgentRequest*,
-                                       v1::EnrollAgentResponse*) {
+                                       const v1::EnrollAgentRequest* request,
+                                       v1::EnrollAgentResponse* response) {
   const absl::StatusOr<Principal> who =
       Authorize(*context, AdminRole::kAdmin, "EnrollAgent");
   if (!who.ok()) {
     return Done("EnrollAgent", who.status());
   }
-  return Done("EnrollAgent",
-              absl::UnimplementedError(
-                  "agent enrollment is not available yet (it arrives with "
-                  "the agent-security work: one-time tokens and client "
-                  "certificates)"));
+  if (enrollment_ == nullptr) {
+    return Done("EnrollAgent", NoAgentIdentity());
+  }
+  std::optional<absl::Duration> ttl;
+  if (request->has_token_ttl()) {
+    ttl = absl::Seconds(request->token_ttl().seconds()) +
+          absl::Nanoseconds(request->token_ttl().nanos());
+  }
+  absl::StatusOr<IssuedToken> token = enrollment_->IssueToken(
+      request->agent_id(), request->site(), ttl, request->reenroll(),
+      who->actor, AuditPeer(*context));
+  if (!token.ok()) {
+    return Done("EnrollAgent", token.status());
+  }
+  response->set_token(token->token);
+  SetTime(response->mutable_expires_at(), token->expires_at);
+  return Done("EnrollAgent", absl::OkStatus());
 }
 
 grpc::Status AdminService::RevokeAgent(grpc::ServerContext* context,
-                                       const v1::RevokeAgentRequest*,
-                                       v1::RevokeAgentResponse*) {
+                                       const v1::RevokeAgentRequest* request,
+                                       v1::RevokeAgentResponse* response) {
   const absl::StatusOr<Principal> who =
       Authorize(*context, AdminRole::kAdmin, "RevokeAgent");
   if (!who.ok()) {
     return Done("RevokeAgent", who.status());
   }
-  return Done("RevokeAgent",
-              absl::UnimplementedError(
-                  "agent revocation is not available yet (it arrives with "
-                  "the agent-security work: client certificates)"));
+  if (enrollment_ == nullptr) {
+    return Done("RevokeAgent", NoAgentIdentity());
+  }
+  absl::StatusOr<absl::Time> at = enrollment_->Revoke(
+      request->agent_id(), request->reason(), who->actor, AuditPeer(*context));
+  if (!at.ok()) {
+    return Done("RevokeAgent", at.status());
+  }
+  SetTime(response->mutable_revoked_at(), *at);
+  response->set_was_connected(end_agent_stream_ != nullptr &&
+                              end_agent_stream_(request->agent_id()));
+  return Done("RevokeAgent", absl::OkStatus());
 }
 
 // --- Policy dry run --------------------------------------------------------

@@ -58,6 +58,7 @@
 #include "server/core/admin_queries.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
+#include "server/enroll/enrollment_manager.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
@@ -92,6 +93,14 @@ class AdminService final : public v1::AdminService::Service {
   // Ends every WatchAlerts stream with UNAVAILABLE and refuses new ones.
   // Call before grpc::Server::Shutdown(), which waits for running handlers.
   void Shutdown();
+  // Agent identity (mutual TLS): the backend of EnrollAgent / RevokeAgent
+  // and the hook that ends a revoked agent's live stream (returns whether one
+  // was open). Call before the server starts; without it (plaintext) both
+  // calls answer FAILED_PRECONDITION. `manager` must outlive the service.
+  void SetAgentIdentity(
+      EnrollmentManager* manager,
+      std::function<bool(const std::string& agent_id)> end_agent_stream);
+
   // Wakes the WatchAlerts streams to look for new alerts now. Optional: wire
   // it to the ingest path (IngestResult::alerts > 0) for immediate delivery;
   // without it alerts arrive within AlertsHub::Options::poll_interval.
@@ -174,6 +183,8 @@ class AdminService final : public v1::AdminService::Service {
 
   const AdminServiceOptions options_;
   Clock& clock_;
+  EnrollmentManager* enrollment_ = nullptr;
+  std::function<bool(const std::string&)> end_agent_stream_;
   BanDistributor& distributor_;
   metrics::Registry& metrics_;
   metrics::Gauge& watchers_gauge_;

@@ -16,6 +16,7 @@
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "server/grpc/conversions.h"
+#include "server/grpc/peer_identity.h"
 
 namespace rampart::server {
 namespace {
@@ -295,6 +296,9 @@ class AgentService::Stream final
   void Drain();
   // Terminates the stream if it received nothing for heartbeat_timeout.
   void CheckIdle(absl::Time now);
+  // Hands a batch held back by the agent's rate limit to HandleBatch again
+  // once `now` reaches the time its tokens are due.
+  void RetryThrottled(absl::Time now);
 
   // grpc::ServerBidiReactor
   void OnReadDone(bool ok) override;
@@ -400,6 +404,11 @@ class AgentService::Stream final
   std::multiset<uint64_t> pending_sequences_ ABSL_GUARDED_BY(mu_);
   int inflight_batches_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<IngestPipeline::Item> deferred_ ABSL_GUARDED_BY(mu_);
+  // A batch over the agent's event rate: held (no read outstanding, so
+  // HTTP/2 flow control holds the agent back) until throttled_until_.
+  std::optional<v1::EventBatch> throttled_ ABSL_GUARDED_BY(mu_);
+  absl::Time throttled_until_ ABSL_GUARDED_BY(mu_);
+  bool throttle_logged_ ABSL_GUARDED_BY(mu_) = false;
   bool room_signalled_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t max_settled_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t watermark_ ABSL_GUARDED_BY(mu_) = 0;  // last durable_through
@@ -495,7 +504,10 @@ void AgentService::Stream::CheckIdle(absl::Time now) {
   Ops ops;
   {
     absl::MutexLock lock(&mu_);
-    if (done_ || finish_status_.has_value() ||
+    // A stream whose batch is held back (rate limit, full ingest queue) is
+    // not read, so its heartbeats wait in flow control: not idle.
+    if (done_ || finish_status_.has_value() || throttled_.has_value() ||
+        deferred_.has_value() ||
         now - last_seen_ < service_.options_.heartbeat_timeout) {
       return;
     }
@@ -746,22 +758,43 @@ void AgentService::Stream::HandleBatch(const v1::EventBatch& batch) {
   const int max_events = std::clamp(service_.options_.max_events_per_batch, 1,
                                     v1::kMaxEventsPerBatch);
   absl::Status limited = absl::OkStatus();
+  absl::Duration throttle = absl::ZeroDuration();
   if (batch.events_size() > max_events) {
     service_.batches_oversized_.Increment();
     limited = absl::InvalidArgumentError(
         absl::StrFormat("batch %d has %d events, at most %d are allowed "
                         "(StreamLimits.max_events_per_batch)",
                         sequence, batch.events_size(), max_events));
-  } else if (const absl::Duration wait = service_.limiter_.TryAcquire(
-                 agent_id, batch.events_size(), now);
-             wait > absl::ZeroDuration()) {
+  } else {
+    throttle = service_.limiter_.TryAcquire(agent_id, batch.events_size(), now);
+  }
+  if (throttle > absl::ZeroDuration()) {
+    // Over the agent's event rate: hold the batch and read nothing more from
+    // this stream until its tokens are due (RetryThrottled). The agent's
+    // unacknowledged window fills and its spool keeps the rest: the flood is
+    // slowed down, nothing is lost, other agents' streams are unaffected.
     service_.batches_throttled_.Increment();
-    limited = absl::ResourceExhaustedError(absl::StrFormat(
-        "batch %d refused: agent %s is over its event rate limit (%g "
-        "events/s, burst %g); %d events would fit again in %s",
-        sequence, agent_id, service_.limiter_.options().events_per_second,
-        service_.limiter_.options().burst, batch.events_size(),
-        absl::FormatDuration(absl::Ceil(wait, absl::Milliseconds(1)))));
+    bool log = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ || finish_status_.has_value()) {
+        return;  // not acked: the agent resends it
+      }
+      throttled_ = batch;
+      throttled_until_ = now + throttle;
+      log = !throttle_logged_;
+      throttle_logged_ = true;
+      service_.throttled_streams_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (log) {
+      RAMPART_LOG(Warning) << "agent " << agent_id
+                           << " is over its event rate limit ("
+                           << service_.limiter_.options().events_per_second
+                           << " events/s, burst "
+                           << service_.limiter_.options().burst
+                           << "): its stream is read more slowly";
+    }
+    return;
   }
   absl::StatusOr<ConvertedBatch> converted =
       limited.ok() ? ToDomain(batch, agent_id, spool_epoch, now)
@@ -878,8 +911,24 @@ void AgentService::Stream::OnRoom() {
     }
     item = std::move(deferred_);
     deferred_.reset();
+    last_seen_ = service_.clock_.Now();  // its heartbeats were waiting unread
   }
   Offer(std::move(*item));
+}
+
+void AgentService::Stream::RetryThrottled(absl::Time now) {
+  std::optional<v1::EventBatch> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!throttled_.has_value() || done_ || now < throttled_until_) {
+      return;
+    }
+    batch = std::move(throttled_);
+    throttled_.reset();
+    last_seen_ = now;  // its heartbeats were waiting unread
+    service_.throttled_streams_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  HandleBatch(*batch);
 }
 
 void AgentService::Stream::OnIngested(uint64_t sequence,
@@ -981,6 +1030,10 @@ void AgentService::Stream::OnDone() {
     registered = registered_;
     deferred = std::move(deferred_);  // its `done` holds a reference to us
     deferred_.reset();
+    if (throttled_.has_value()) {  // never acked: the agent resends it
+      throttled_.reset();
+      service_.throttled_streams_.fetch_sub(1, std::memory_order_relaxed);
+    }
     banlist_.clear();
     control_.clear();
     early_.clear();
@@ -1330,11 +1383,13 @@ AgentService::AgentService(const AgentServiceOptions& options,
                            BanDistributor& distributor,
                            IngestPipeline& pipeline, Clock& clock,
                            metrics::Registry& metrics,
-                           ProtectedAddresses* protect)
+                           ProtectedAddresses* protect,
+                           EnrollmentManager* identity)
     : options_(options),
       distributor_(distributor),
       pipeline_(pipeline),
       clock_(clock),
+      identity_(identity),
       connected_agents_(metrics.GetGauge(
           "rampart_agents_connected", "Agents with an open stream past Hello")),
       push_latency_(metrics.GetHistogram(
@@ -1351,8 +1406,9 @@ AgentService::AgentService(const AgentServiceOptions& options,
           "Times queued deltas for a slow agent were replaced by a snapshot")),
       batches_throttled_(metrics.GetCounter(
           "rampart_agent_batches_throttled_total",
-          "Event batches refused with RESOURCE_EXHAUSTED because their agent "
-          "exceeded limits.agent_events_per_second / agent_events_burst")),
+          "Times an event batch was held back (its stream read no further "
+          "until the tokens were due) because its agent exceeded "
+          "limits.agent_events_per_second / agent_events_burst")),
       batches_oversized_(metrics.GetCounter(
           "rampart_agent_batches_oversized_total",
           "Event batches refused because they held more than "
@@ -1371,6 +1427,9 @@ AgentService::AgentService(const AgentServiceOptions& options,
   if (options_.sweep_interval > absl::ZeroDuration()) {
     sweeper_ = std::thread([this] { SweepLoop(); });
   }
+  if (options_.throttle_retry_interval > absl::ZeroDuration()) {
+    throttle_retrier_ = std::thread([this] { ThrottleRetryLoop(); });
+  }
 }
 
 AgentService::~AgentService() {
@@ -1380,6 +1439,9 @@ AgentService::~AgentService() {
   }
   if (sweeper_.joinable()) {
     sweeper_.join();
+  }
+  if (throttle_retrier_.joinable()) {
+    throttle_retrier_.join();
   }
 }
 
@@ -1404,12 +1466,33 @@ metrics::Counter& AgentService::Rejected(std::string_view reason) {
 }
 
 grpc::Status AgentService::AuthenticatePeer(
-    const grpc::CallbackServerContext& /*context*/,
-    const v1::Hello& /*hello*/) const {
-  // Mutual TLS: compare the client certificate's identity
-  // (context.auth_context()) with hello.agent_id(); PERMISSION_DENIED on
-  // mismatch or revoked agents, UNAUTHENTICATED without a certificate.
-  return grpc::Status::OK;
+    const grpc::CallbackServerContext& context, const v1::Hello& hello) const {
+  if (identity_ == nullptr) {
+    return grpc::Status::OK;  // plaintext (--insecure): no identity
+  }
+  const absl::Status s =
+      identity_->Authenticate(PeerCertificateOf(context), hello.agent_id());
+  if (!s.ok()) {
+    RAMPART_LOG(Warning) << "agent stream from " << context.peer()
+                         << " refused: " << s;
+  }
+  return ToGrpcStatus(s);
+}
+
+bool AgentService::EndAgentStream(const std::string& agent_id,
+                                  const grpc::Status& status) {
+  std::shared_ptr<Stream> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = agents_.find(agent_id); it != agents_.end()) {
+      stream = it->second.weak.lock();
+    }
+  }
+  if (stream == nullptr) {
+    return false;
+  }
+  stream->Terminate(status);
+  return true;
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*
@@ -1612,6 +1695,26 @@ void AgentService::SweepLoop() {
     sweep_mu_.Unlock();
     SweepIdleStreams();
     sweep_mu_.Lock();
+  }
+}
+
+void AgentService::ThrottleRetryLoop() {
+  absl::MutexLock lock(&sweep_mu_);
+  while (!sweep_mu_.AwaitWithTimeout(absl::Condition(&stop_sweep_),
+                                     options_.throttle_retry_interval)) {
+    sweep_mu_.Unlock();
+    RetryThrottledStreams();
+    sweep_mu_.Lock();
+  }
+}
+
+void AgentService::RetryThrottledStreams() {
+  if (throttled_streams_.load(std::memory_order_relaxed) == 0) {
+    return;
+  }
+  const absl::Time now = clock_.Now();
+  for (const std::shared_ptr<Stream>& s : LiveStreams()) {
+    s->RetryThrottled(now);
   }
 }
 

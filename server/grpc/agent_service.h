@@ -24,6 +24,7 @@
 // Registry must outlive the service; the service must outlive the
 // grpc::Server it is registered with (shut the server down first).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -49,6 +50,7 @@
 #include "server/core/ban_distributor.h"
 #include "server/core/ingest_pipeline.h"
 #include "server/core/protected_addresses.h"
+#include "server/enroll/enrollment_manager.h"
 
 namespace rampart::server {
 
@@ -98,9 +100,15 @@ struct AgentServiceOptions {
   // (StreamLimits.max_events_per_batch; larger batches are rejected with
   // INVALID_ARGUMENT), clamped to [1, kMaxEventsPerBatch].
   int max_events_per_batch = v1::kMaxEventsPerBatch;
-  // Per-agent event token bucket; a batch beyond it is rejected with
-  // RESOURCE_EXHAUSTED (rampart_agent_batches_throttled_total).
+  // Per-agent event token bucket. A batch beyond it is held back: the stream
+  // reads nothing more until the tokens are due, so HTTP/2 flow control
+  // slows the agent down and its spool keeps the events
+  // (rampart_agent_batches_throttled_total). Nothing is rejected or lost.
   AgentRateLimiter::Options rate;
+  // How often the service's own thread hands held-back batches on once
+  // their tokens are due; zero: no thread (call RetryThrottledStreams()
+  // yourself, as tests may).
+  absl::Duration throttle_retry_interval = absl::Milliseconds(50);
 };
 
 // Validates a Hello (docs/protocol.md, agent.proto field comments). Returns
@@ -122,11 +130,15 @@ class AgentService final : public v1::AgentService::CallbackService {
   // Starts the idle-sweep thread if options.sweep_interval > 0. References
   // must outlive the service.
   // `protect`, if given, learns every agent's peer and Hello addresses (so
-  // they are never auto-banned); it must outlive the service.
+  // they are never auto-banned); it must outlive the service. `identity`:
+  // with mutual TLS, the check every Hello must pass (client certificate ->
+  // enrolled, non-revoked agent named by hello.agent_id); null = no check
+  // (plaintext, --insecure).
   AgentService(const AgentServiceOptions& options, BanDistributor& distributor,
                IngestPipeline& pipeline, Clock& clock,
                metrics::Registry& metrics,
-               ProtectedAddresses* protect = nullptr);
+               ProtectedAddresses* protect = nullptr,
+               EnrollmentManager* identity = nullptr);
   // REQUIRES: every stream is done (the grpc::Server was shut down).
   ~AgentService() override;
 
@@ -159,9 +171,18 @@ class AgentService final : public v1::AgentService::CallbackService {
   // store (SIGTERM sequence, see docs/threading.md).
   bool Shutdown(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Ends the agent's current stream (if any) with `status`, e.g.
+  // PERMISSION_DENIED after RevokeAgent. Returns whether one was open.
+  bool EndAgentStream(const std::string& agent_id, const grpc::Status& status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Ends (UNAVAILABLE) every stream that received nothing for
   // heartbeat_timeout by the injected clock.
   void SweepIdleStreams() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands every batch held back by its agent's rate limit whose tokens are
+  // due (by the injected clock) to its stream again. Runs every
+  // options.throttle_retry_interval on the service's own thread.
+  void RetryThrottledStreams() ABSL_LOCKS_EXCLUDED(mu_);
 
   // What each agent said in its latest Hello (kept after it disconnects),
   // for AdminService (version, site, host addresses never to be banned),
@@ -185,8 +206,7 @@ class AgentService final : public v1::AgentService::CallbackService {
     uint64_t durable_through = 0;
   };
 
-  // Identity seam: mutual TLS will check that the client certificate names
-  // hello.agent_id. Returns OK for now.
+  // The identity check of a Hello (see the constructor's `identity`).
   grpc::Status AuthenticatePeer(const grpc::CallbackServerContext& context,
                                 const v1::Hello& hello) const;
 
@@ -217,6 +237,7 @@ class AgentService final : public v1::AgentService::CallbackService {
   std::vector<std::shared_ptr<Stream>> LiveStreams() const
       ABSL_LOCKS_EXCLUDED(mu_);
   void SweepLoop();
+  void ThrottleRetryLoop();
   // The rampart_agent_messages_rejected_total series for `reason`.
   metrics::Counter& Rejected(std::string_view reason);
 
@@ -225,6 +246,7 @@ class AgentService final : public v1::AgentService::CallbackService {
   BanDistributor& distributor_;
   IngestPipeline& pipeline_;
   Clock& clock_;
+  EnrollmentManager* const identity_;
   metrics::Gauge& connected_agents_;
   metrics::Histogram& push_latency_;
   metrics::Counter& reads_deferred_;
@@ -254,6 +276,10 @@ class AgentService final : public v1::AgentService::CallbackService {
   absl::Mutex sweep_mu_;
   bool stop_sweep_ ABSL_GUARDED_BY(sweep_mu_) = false;
   std::thread sweeper_;
+  std::thread throttle_retrier_;
+  // Streams holding a batch over their agent's rate (RetryThrottledStreams
+  // does nothing while zero).
+  std::atomic<int> throttled_streams_{0};
 };
 
 }  // namespace rampart::server

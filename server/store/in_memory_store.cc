@@ -400,4 +400,49 @@ absl::Status InMemoryStore::RevokeApiToken(std::string_view name,
       absl::StrFormat("no active token named \"%s\"", name));
 }
 
+namespace {
+// Microsecond resolution, as the SQL stores.
+absl::Time Micros(absl::Time t) {
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    return t;
+  }
+  return absl::FromUnixMicros(absl::ToUnixMicros(t));
+}
+}  // namespace
+
+absl::StatusOr<std::optional<AgentEnrollment>> InMemoryStore::GetEnrollment(
+    std::string_view agent_id) {
+  absl::MutexLock lock(&mu_);
+  const auto it = enrollments_.find(agent_id);
+  if (it == enrollments_.end()) {
+    return std::optional<AgentEnrollment>();
+  }
+  return std::optional<AgentEnrollment>(it->second);
+}
+
+absl::Status InMemoryStore::PutEnrollment(const AgentEnrollment& e) {
+  if (e.agent_id.empty()) {
+    return absl::InvalidArgumentError("enrollment without agent id");
+  }
+  AgentEnrollment copy = e;
+  for (absl::Time* t :
+       {&copy.token_expires, &copy.created, &copy.cert_not_after,
+        &copy.enrolled_at, &copy.revoked_at}) {
+    *t = Micros(*t);
+  }
+  absl::MutexLock lock(&mu_);
+  enrollments_[e.agent_id] = std::move(copy);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<AgentEnrollment>> InMemoryStore::ListEnrollments() {
+  absl::MutexLock lock(&mu_);
+  std::vector<AgentEnrollment> out;
+  out.reserve(enrollments_.size());
+  for (const auto& [id, e] : enrollments_) {
+    out.push_back(e);
+  }
+  return out;
+}
+
 }  // namespace rampart::server

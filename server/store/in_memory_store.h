@@ -24,11 +24,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "server/store/enrollment_store.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
 
-class InMemoryStore final : public Store {
+class InMemoryStore final : public Store, public EnrollmentStore {
  public:
   InMemoryStore() = default;
   InMemoryStore(const InMemoryStore&) = delete;
@@ -66,6 +67,12 @@ class InMemoryStore final : public Store {
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
 
+  // EnrollmentStore
+  absl::StatusOr<std::optional<AgentEnrollment>> GetEnrollment(
+      std::string_view agent_id) override;
+  absl::Status PutEnrollment(const AgentEnrollment& e) override;
+  absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() override;
+
  private:
   struct StoredBan {
     Ban ban;  // as of its latest journal entry
@@ -83,6 +90,8 @@ class InMemoryStore final : public Store {
   // State below is protected by mu_.
   std::map<EventKey, AuthEvent> events_ ABSL_GUARDED_BY(mu_);
   uint64_t next_event_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, AgentEnrollment, std::less<>> enrollments_
+      ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // BanListEpoch, 0 until asked
   absl::flat_hash_set<BatchKey> batches_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, JournalEntry> journal_ ABSL_GUARDED_BY(mu_);

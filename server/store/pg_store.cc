@@ -1272,4 +1272,100 @@ absl::Status PgStore::RevokeApiToken(std::string_view name, absl::Time at) {
   });
 }
 
+// --- EnrollmentStore (rare calls: not prepared) ----------------------------
+
+namespace {
+#define RAMPART_PG_ENROLLMENT_COLUMNS                                        \
+  "agent_id, site, token_sha256, rampart_micros(token_expires), token_used," \
+  " reenroll, rampart_micros(created), cert_serial, cert_sha256,"            \
+  " rampart_micros(cert_not_after), rampart_micros(enrolled_at), revoked,"   \
+  " rampart_micros(revoked_at), revoke_reason"
+constexpr char kGetEnrollment[] = "SELECT " RAMPART_PG_ENROLLMENT_COLUMNS
+                                  " FROM agent_enrollments WHERE agent_id = $1";
+constexpr char kListEnrollments[] = "SELECT " RAMPART_PG_ENROLLMENT_COLUMNS
+                                    " FROM agent_enrollments ORDER BY "
+                                    "agent_id COLLATE \"C\"";
+#undef RAMPART_PG_ENROLLMENT_COLUMNS
+constexpr char kPutEnrollment[] =
+    "INSERT INTO agent_enrollments (agent_id, site, token_sha256,"
+    " token_expires, token_used, reenroll, created, cert_serial, cert_sha256,"
+    " cert_not_after, enrolled_at, revoked, revoked_at, revoke_reason)"
+    " VALUES ($1, $2, $3, $4::timestamptz, $5, $6, $7::timestamptz, $8, $9,"
+    " $10::timestamptz, $11::timestamptz, $12, $13::timestamptz, $14)"
+    " ON CONFLICT (agent_id) DO UPDATE SET site = EXCLUDED.site,"
+    " token_sha256 = EXCLUDED.token_sha256,"
+    " token_expires = EXCLUDED.token_expires,"
+    " token_used = EXCLUDED.token_used, reenroll = EXCLUDED.reenroll,"
+    " created = EXCLUDED.created, cert_serial = EXCLUDED.cert_serial,"
+    " cert_sha256 = EXCLUDED.cert_sha256,"
+    " cert_not_after = EXCLUDED.cert_not_after,"
+    " enrolled_at = EXCLUDED.enrolled_at, revoked = EXCLUDED.revoked,"
+    " revoked_at = EXCLUDED.revoked_at,"
+    " revoke_reason = EXCLUDED.revoke_reason";
+
+AgentEnrollment ReadEnrollment(const pqxx::row& row) {
+  AgentEnrollment e;
+  e.agent_id = row[0].as<std::string>();
+  e.site = row[1].as<std::string>();
+  e.token_sha256 = row[2].as<std::string>();
+  e.token_expires = FromPgMicros(row[3].as<int64_t>());
+  e.token_used = row[4].as<bool>();
+  e.reenroll = row[5].as<bool>();
+  e.created = FromPgMicros(row[6].as<int64_t>());
+  e.cert_serial = row[7].as<std::string>();
+  e.cert_sha256 = row[8].as<std::string>();
+  e.cert_not_after = FromPgMicros(row[9].as<int64_t>());
+  e.enrolled_at = FromPgMicros(row[10].as<int64_t>());
+  e.revoked = row[11].as<bool>();
+  e.revoked_at = FromPgMicros(row[12].as<int64_t>());
+  e.revoke_reason = row[13].as<std::string>();
+  return e;
+}
+}  // namespace
+
+absl::StatusOr<std::optional<AgentEnrollment>> PgStore::GetEnrollment(
+    std::string_view agent_id) {
+  std::optional<AgentEnrollment> out;
+  RETURN_IF_ERROR(Run("GetEnrollment", [&](Session& s) -> absl::Status {
+    out.reset();
+    pqxx::read_transaction tx(s.conn());
+    const pqxx::result r =
+        tx.exec_params(kGetEnrollment, std::string(agent_id));
+    if (!r.empty()) {
+      out = ReadEnrollment(r[0]);
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status PgStore::PutEnrollment(const AgentEnrollment& e) {
+  if (e.agent_id.empty()) {
+    return absl::InvalidArgumentError("enrollment without agent id");
+  }
+  return Run("PutEnrollment", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    tx.exec_params(kPutEnrollment, e.agent_id, e.site, e.token_sha256,
+                   PgTime(e.token_expires), e.token_used, e.reenroll,
+                   PgTime(e.created), e.cert_serial, e.cert_sha256,
+                   PgTime(e.cert_not_after), PgTime(e.enrolled_at), e.revoked,
+                   PgTime(e.revoked_at), e.revoke_reason);
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<AgentEnrollment>> PgStore::ListEnrollments() {
+  std::vector<AgentEnrollment> out;
+  RETURN_IF_ERROR(Run("ListEnrollments", [&](Session& s) -> absl::Status {
+    out.clear();
+    pqxx::read_transaction tx(s.conn());
+    for (const pqxx::row& row : tx.exec(kListEnrollments)) {
+      out.push_back(ReadEnrollment(row));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 }  // namespace rampart::server

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/enrollment_store.h"
 #include "server/store/store.h"
 
 namespace rampart::server {
@@ -61,7 +62,7 @@ struct PgStoreOptions {
   int pool_size = 4;
 };
 
-class PgStore : public Store {
+class PgStore : public Store, public EnrollmentStore {
  public:
   // Connects, creates options.schema if set, and applies pending migrations
   // in one transaction under pg_advisory_xact_lock(kMigrationLockKey), so
@@ -112,6 +113,12 @@ class PgStore : public Store {
   absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
+
+  // EnrollmentStore
+  absl::StatusOr<std::optional<AgentEnrollment>> GetEnrollment(
+      std::string_view agent_id) override;
+  absl::Status PutEnrollment(const AgentEnrollment& e) override;
+  absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() override;
 
   // Highest migration version applied to the database (0 if none).
   absl::StatusOr<int> SchemaVersion();

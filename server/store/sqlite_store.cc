@@ -204,6 +204,20 @@ constexpr char kRevokeApiToken[] =
     "UPDATE api_tokens SET revoked_us = ?2"
     " WHERE name = ?1 AND revoked_us IS NULL";
 
+#define RAMPART_SQLITE_ENROLLMENT_COLUMNS                                 \
+  "agent_id, site, token_sha256, token_expires_us, token_used, reenroll," \
+  " created_us, cert_serial, cert_sha256, cert_not_after_us,"             \
+  " enrolled_at_us, revoked, revoked_at_us, revoke_reason"
+constexpr char kGetEnrollment[] = "SELECT " RAMPART_SQLITE_ENROLLMENT_COLUMNS
+                                  " FROM agent_enrollments WHERE agent_id = ?1";
+constexpr char kListEnrollments[] = "SELECT " RAMPART_SQLITE_ENROLLMENT_COLUMNS
+                                    " FROM agent_enrollments ORDER BY agent_id";
+constexpr char kPutEnrollment[] =
+    "INSERT OR REPLACE INTO agent_enrollments "
+    "(" RAMPART_SQLITE_ENROLLMENT_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+#undef RAMPART_SQLITE_ENROLLMENT_COLUMNS
+
 #undef RAMPART_SQLITE_BAN_COLUMNS
 #undef RAMPART_SQLITE_EVENT_COLUMNS
 
@@ -1183,6 +1197,78 @@ absl::Status SqliteStore::RevokeApiToken(std::string_view name, absl::Time at) {
         absl::StrFormat("no active token named \"%s\"", name));
   }
   return absl::OkStatus();
+}
+
+namespace {
+AgentEnrollment ReadEnrollment(const SqliteStatement& s) {
+  AgentEnrollment e;
+  e.agent_id = s.Bytes(0);
+  e.site = s.Bytes(1);
+  e.token_sha256 = s.Bytes(2);
+  e.token_expires = FromMicros(s.Int64(3));
+  e.token_used = s.Int64(4) != 0;
+  e.reenroll = s.Int64(5) != 0;
+  e.created = FromMicros(s.Int64(6));
+  e.cert_serial = s.Bytes(7);
+  e.cert_sha256 = s.Bytes(8);
+  e.cert_not_after = FromMicros(s.Int64(9));
+  e.enrolled_at = FromMicros(s.Int64(10));
+  e.revoked = s.Int64(11) != 0;
+  e.revoked_at = FromMicros(s.Int64(12));
+  e.revoke_reason = s.Bytes(13);
+  return e;
+}
+}  // namespace
+
+absl::StatusOr<std::optional<AgentEnrollment>> SqliteStore::GetEnrollment(
+    std::string_view agent_id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kGetEnrollment));
+  s->BindText(1, agent_id);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) {
+    return std::optional<AgentEnrollment>();
+  }
+  return std::optional<AgentEnrollment>(ReadEnrollment(*s));
+}
+
+absl::Status SqliteStore::PutEnrollment(const AgentEnrollment& e) {
+  if (e.agent_id.empty()) {
+    return absl::InvalidArgumentError("enrollment without agent id");
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kPutEnrollment));
+  s->BindText(1, e.agent_id);
+  s->BindText(2, e.site);
+  s->BindText(3, e.token_sha256);
+  s->BindInt64(4, Micros(e.token_expires));
+  s->BindInt64(5, e.token_used ? 1 : 0);
+  s->BindInt64(6, e.reenroll ? 1 : 0);
+  s->BindInt64(7, Micros(e.created));
+  s->BindText(8, e.cert_serial);
+  s->BindText(9, e.cert_sha256);
+  s->BindInt64(10, Micros(e.cert_not_after));
+  s->BindInt64(11, Micros(e.enrolled_at));
+  s->BindInt64(12, e.revoked ? 1 : 0);
+  s->BindInt64(13, Micros(e.revoked_at));
+  s->BindText(14, e.revoke_reason);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  (void)row;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<AgentEnrollment>> SqliteStore::ListEnrollments() {
+  std::vector<AgentEnrollment> out;
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kListEnrollments));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(ReadEnrollment(*s));
+  }
+  return out;
 }
 
 }  // namespace rampart::server

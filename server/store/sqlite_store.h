@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/enrollment_store.h"
 #include "server/store/sqlite_statement.h"
 #include "server/store/store.h"
 
@@ -77,7 +78,7 @@ struct SqliteStoreOptions {
   int cache_mib = 64;
 };
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public EnrollmentStore {
  public:
   // Opens (creating if needed) the database at options.path, switches it to
   // WAL, sets synchronous, busy_timeout and foreign_keys=ON, and applies
@@ -134,6 +135,12 @@ class SqliteStore final : public Store {
   absl::Status RevokeApiToken(std::string_view name, absl::Time at) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override;
+
+  // EnrollmentStore
+  absl::StatusOr<std::optional<AgentEnrollment>> GetEnrollment(
+      std::string_view agent_id) override;
+  absl::Status PutEnrollment(const AgentEnrollment& e) override;
+  absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() override;
 
   // Highest migration version applied to the database (0 if none).
   absl::StatusOr<int> SchemaVersion();

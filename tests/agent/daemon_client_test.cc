@@ -188,6 +188,7 @@ class DaemonClientTest : public ::testing::Test {
     c.spool_fsync = FsyncPolicy::kNever;
     c.backoff_min = absl::Milliseconds(10);
     c.backoff_max = absl::Milliseconds(50);
+    c.insecure = true;  // the fake server is plaintext
     return c;
   }
 

@@ -158,6 +158,31 @@ TEST(AgentConfigTest, FlagsOverrideAndCompleteValidation) {
   EXPECT_EQ(c.state_dir, "/tmp/x");
   EXPECT_EQ(c.logs.at(0).path, "/var/log/console.log");
   EXPECT_EQ(c.firewall.backend, "dry-run");
+  // TLS files default to what `rampart-agent enroll` writes.
+  EXPECT_FALSE(c.insecure);
+  EXPECT_EQ(c.tls_ca_file, "/tmp/x/tls/ca.pem");
+  EXPECT_EQ(c.tls_cert_file, "/tmp/x/tls/agent.pem");
+  EXPECT_EQ(c.tls_key_file, "/tmp/x/tls/agent.key");
+}
+
+TEST(AgentConfigTest, InsecureAndTlsKeys) {
+  absl::StatusOr<AgentConfig> c = ParseAgentConfig(
+      "tls:\n  ca_file: /etc/r/ca.pem\n  cert_file: /etc/r/a.pem\n"
+      "  key_file: /etc/r/a.key\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls_cert_file, "/etc/r/a.pem");
+  AgentFlags flags{.servers = {"127.0.0.1:7443"},
+                   .agent_id = "mail9",
+                   .logs = {"/var/log/console.log"},
+                   .insecure = true};
+  EXPECT_THAT(Msg(FinishAgentConfig(flags, &*c)),
+              HasSubstr("insecure excludes"));
+  c = ParseAgentConfig("insecure: true\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(FinishAgentConfig(flags, &*c).ok());
+  EXPECT_TRUE(c->insecure);
+  EXPECT_EQ(c->tls_ca_file, "");
+  EXPECT_FALSE(ParseAgentConfig("tls:\n  ca_fil: x\n").ok());
 }
 
 TEST(AgentConfigTest, DefaultAgentIdIsTheHostName) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace rampart::server {
@@ -236,7 +237,7 @@ std::vector<BadCase> BadCases() {
         "max_agents?)"}},
       {"server:\n  tls_cert: x\n",
        {"cfg.yaml:2:3: server.tls_cert: unknown key (valid keys: listen, "
-        "http_listen, db)"}},
+        "http_listen, db, insecure, allow_insecure_non_loopback)"}},
       {"allowlist:\n  - cidr: 10.0.0.0/8\n    coment: x\n",
        {"cfg.yaml:3:5: allowlist[0].coment: unknown key (did you mean "
         "comment?)"}},
@@ -405,6 +406,8 @@ server:
   listen: "[2001:db8::1]:1"
   http_listen: rampart.example:2
   db: sqlite:/var/lib/rampart/r.db
+  insecure: true
+  allow_insecure_non_loopback: true
 policy:
   half_life: 1m
   ban_threshold: 2
@@ -461,6 +464,12 @@ limits:
   agent_new_bans_per_minute: 16
 admin:
   bootstrap_token_file: /etc/rampart/admin.token
+tls:
+  cert_file: /etc/rampart/server.pem
+  key_file: /etc/rampart/server.key
+  client_ca_file: /etc/rampart/ca.pem
+  ca_key_file: /etc/rampart/ca.key
+  cert_ttl: 30d
 )";
   absl::StatusOr<ServerConfig> c = LoadServerConfig(yaml, kSource);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1050,6 +1059,66 @@ TEST(ConfigAllowlistSeedTest, OnlyNewOrChangedEntries) {
   EXPECT_EQ(apply[1].prefix.ToString(), "203.0.113.0/24");
   EXPECT_EQ(apply[2].prefix.ToString(), "2001:db8::/48");
   EXPECT_TRUE(AllowlistSeedToApply(seed, seed).empty());
+}
+
+// ---------------------------------------------------------------------------
+// Transport: TLS or an explicit --insecure, never silent plaintext.
+
+using ::testing::HasSubstr;
+
+TEST(ServerTransportConfigTest, TlsSectionAndInsecureKeysLoad) {
+  absl::StatusOr<ServerConfig> c = LoadServerConfig(
+      "server:\n  insecure: true\n  allow_insecure_non_loopback: true\n"
+      "tls:\n  cert_ttl: 30d\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->insecure);
+  EXPECT_TRUE(c->allow_insecure_non_loopback);
+  EXPECT_EQ(c->tls.cert_ttl, absl::Hours(24 * 30));
+  c = LoadServerConfig(
+      "tls:\n  cert_file: /etc/s.pem\n  key_file: k\n"
+      "  client_ca_file: ca\n  ca_key_file: cak\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls.cert_file, "/etc/s.pem");
+  EXPECT_EQ(c->tls.ca_key_file, "cak");
+  EXPECT_THAT(LoadServerConfig("server:\n  insecure: yes\n", "t.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("expected true or false"));
+  EXPECT_THAT(
+      LoadServerConfig("tls:\n  cert_ttl: 30m\n", "t.yaml").status().message(),
+      HasSubstr("tls.cert_ttl"));
+}
+
+TEST(ServerTransportConfigTest, ValidateTransport) {
+  ServerConfig c;
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("no TLS material"));
+  c.insecure = true;
+  EXPECT_TRUE(ValidateTransport(c).ok());  // 127.0.0.1 by default
+  c.listen = HostPort{.host = "0.0.0.0", .port = 7443};
+  EXPECT_THAT(ValidateTransport(c).message(),
+              HasSubstr("not a loopback address"));
+  c.allow_insecure_non_loopback = true;
+  EXPECT_TRUE(ValidateTransport(c).ok());
+  c.tls.cert_file = "s.pem";
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("exclude each other"));
+  c.insecure = false;
+  EXPECT_THAT(ValidateTransport(c).message(), HasSubstr("no TLS material"));
+  c.tls.key_file = "s.key";
+  c.tls.client_ca_file = "ca.pem";
+  EXPECT_TRUE(ValidateTransport(c).ok());
+}
+
+TEST(ServerTransportConfigTest, InsecureFlagsApply) {
+  ServerConfig c;
+  ASSERT_TRUE(
+      ApplyFlagOverrides(
+          ServerFlags{.insecure = true, .allow_insecure_non_loopback = true},
+          &c)
+          .ok());
+  EXPECT_TRUE(c.insecure);
+  EXPECT_TRUE(c.allow_insecure_non_loopback);
 }
 
 // ---------------------------------------------------------------------------

@@ -168,9 +168,8 @@ TEST_F(IngestPipelineTest, DuplicateBatchIsReportedAndNotCountedTwice) {
 }
 
 TEST_F(IngestPipelineTest, FullQueueRefusesAndCallsBackWhenThereIsRoom) {
-  // One worker, held at the gate with batch 1, so batch 2 stays queued (a
-  // second worker would take it at a moment of its choosing and empty the
-  // queue under the checks below).
+  // One worker: with two, the second would take batch 2 off the queue and
+  // the third push would find room.
   Start(IngestPipelineOptions{.capacity_events = 4, .workers = 1});
   gated_.Close();
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(4))));

@@ -76,7 +76,7 @@ class CtlTest : public ::testing::Test {
 
   // Runs rampartctl against the fake server; output in out_ / err_.
   int Run(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--server", server_.address()});
+    args.insert(args.begin(), {"--insecure", "--server", server_.address()});
     return RunRaw(std::move(args));
   }
   // Runs rampartctl with exactly `args`.
@@ -175,8 +175,8 @@ TEST_F(CtlTest, StatusJson) {
 
 TEST_F(CtlTest, GlobalFlagsWorkBeforeTheCommand) {
   service().status.Respond(MakeStatus());
-  ASSERT_EQ(RunRaw({"--json", "--server", server_.address(), "--timeout", "30s",
-                    "status"}),
+  ASSERT_EQ(RunRaw({"--json", "--insecure", "--server", server_.address(),
+                    "--timeout", "30s", "status"}),
             kExitOk)
       << err_.str();
   EXPECT_EQ(OutJson()["server_id"], "srv-a");
@@ -185,7 +185,7 @@ TEST_F(CtlTest, GlobalFlagsWorkBeforeTheCommand) {
 TEST_F(CtlTest, ServerFromEnvironment) {
   service().status.Respond(MakeStatus());
   env_.server = server_.address();
-  ASSERT_EQ(RunRaw({"status"}), kExitOk) << err_.str();
+  ASSERT_EQ(RunRaw({"--insecure", "status"}), kExitOk) << err_.str();
   EXPECT_EQ(service().status.requests().size(), 1u);
 }
 
@@ -195,6 +195,20 @@ TEST_F(CtlTest, InvalidServerInEnvironmentIsAUsageError) {
   EXPECT_THAT(err_.str(), StartsWith("rampartctl: RAMPART_SERVER: invalid "
                                      "server \"mail.example.com\": missing "
                                      ":PORT"));
+}
+
+TEST_F(CtlTest, NoTlsMaterialIsAUsageErrorNotPlaintext) {
+  EXPECT_EQ(RunRaw({"--server", server_.address(), "status"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("no TLS material: pass --ca-file"));
+  EXPECT_EQ(service().calls(), 0);
+  EXPECT_EQ(RunRaw({"--insecure", "--ca-file", "/x", "--server",
+                    server_.address(), "status"}),
+            kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--insecure excludes"));
+  EXPECT_EQ(RunRaw({"--server", server_.address(), "--ca-file",
+                    "/nonexistent/ca.pem", "status"}),
+            kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--ca-file /nonexistent/ca.pem"));
 }
 
 TEST_F(CtlTest, ServerFlagBeatsEnvironment) {
@@ -234,7 +248,8 @@ TEST_F(CtlTest, UnreachableServerExits3NamingTheAddress) {
   ClosedPort closed;
   ASSERT_GT(closed.port(), 0);
   const std::string address = "127.0.0.1:" + std::to_string(closed.port());
-  EXPECT_EQ(RunRaw({"--server", address, "bans", "list"}), kExitUnreachable);
+  EXPECT_EQ(RunRaw({"--insecure", "--server", address, "bans", "list"}),
+            kExitUnreachable);
   EXPECT_THAT(err_.str(),
               StartsWith("rampartctl: cannot reach rampart-server at " +
                          address + " ("));
@@ -244,7 +259,7 @@ TEST_F(CtlTest, UnreachableServerExits3NamingTheAddress) {
 TEST_F(CtlTest, UnreachableServerExits3WithJsonToo) {
   ClosedPort closed;
   env_.server = "127.0.0.1:" + std::to_string(closed.port());
-  EXPECT_EQ(RunRaw({"status", "--json"}), kExitUnreachable);
+  EXPECT_EQ(RunRaw({"status", "--json", "--insecure"}), kExitUnreachable);
   EXPECT_THAT(err_.str(), HasSubstr("cannot reach rampart-server"));
 }
 
@@ -419,8 +434,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "--reason", "x"},
                   "cannot open /nonexistent/rampart.txt"},
         UsageCase{{"--timeout", "0s", "status"}, "--timeout"},
-        UsageCase{{"--server", "localhost", "status"}, "missing :PORT"},
-        UsageCase{{"--server", "::1:7443", "status"}, "[brackets]"}));
+        UsageCase{{"--insecure", "--server", "localhost", "status"},
+                  "missing :PORT"},
+        UsageCase{{"--insecure", "--server", "::1:7443", "status"},
+                  "[brackets]"}));
 
 TEST_F(CtlTest, NoArgumentsPrintsHelpAndExits2) {
   EXPECT_EQ(RunRaw({}), kExitUsage);
@@ -982,9 +999,9 @@ TEST_F(CtlTest, AlertsWatchStreamsUntilTheServerEndsTheStream) {
   std::atomic<bool> done{false};
   int code = -1;
   std::thread watcher([&] {
-    code = RunCtl(
-        {"--server", server_.address(), "alerts", "--watch", "--after", "5"},
-        out, err, env_);
+    code = RunCtl({"--insecure", "--server", server_.address(), "alerts",
+                   "--watch", "--after", "5"},
+                  out, err, env_);
     done = true;
   });
   // Both alerts are printed while the server still holds the stream open.

@@ -43,6 +43,20 @@ def load_server_config(path):
     return doc.get("server", {}) or {}
 
 
+def check_tls(path, where):
+    """A container listens on every interface: mutual TLS, never --insecure,
+    with the certificate files under /etc/rampart/pki (a mounted directory)."""
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    server = doc.get("server") or {}
+    check(not server.get("insecure", False),
+          f"{where}: server.insecure must be off (the port is reachable from the network)")
+    tls = doc.get("tls") or {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        check(str(tls.get(key, "")).startswith("/etc/rampart/pki/"),
+              f"{where}: tls.{key} must name a file under /etc/rampart/pki/, is {tls.get(key)!r}")
+
+
 def parse_dockerfile(path):
     """Returns [(stage_index, INSTRUCTION, args)] with continuations joined."""
     lines = []
@@ -209,7 +223,12 @@ def check_compose(repo, docker):
         m = re.fullmatch(r"(?:(?:[\d.]+|\[[0-9a-f:]+\]):)?(\d+):(\d+)(?:/tcp)?", str(p))
         if check(m is not None, f"compose: port {p!r} must be HOST:CONTAINER"):
             published[int(m.group(2))] = int(m.group(1))
+    pki_mount = [v for v in rs.get("volumes", [])
+                 if str(v).split(":")[1:2] == ["/etc/rampart/pki"]]
+    check(len(pki_mount) == 1 and str(pki_mount[0]).endswith(":ro"),
+          "compose: rampart-server needs the certificates mounted read-only at /etc/rampart/pki")
     if config_file and os.path.isfile(config_file):
+        check_tls(config_file, "compose config")
         server = load_server_config(config_file)
         check(str(server.get("db", "")).startswith("postgresql://")
               and "@postgres" in str(server.get("db", ""))
@@ -233,6 +252,7 @@ def check_defaults(repo, docker):
           f"Dockerfile: EXPOSE {docker['expose']} differs from the server's default ports {defaults}")
     baked = docker["copied"].get(docker["config_path"])
     if check(baked is not None, "Dockerfile: the CMD config is not COPY'd into the image"):
+        check_tls(os.path.join(repo, baked), baked)
         server = load_server_config(os.path.join(repo, baked))
         check(sorted([port_of(server.get("listen")), port_of(server.get("http_listen"))]) == defaults,
               f"{baked}: ports differ from EXPOSE")

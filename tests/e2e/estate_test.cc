@@ -124,8 +124,10 @@ std::vector<std::string> OurNamespaces() {
 
 // ---------------------------------------------------------------------------
 // The ONE place that builds the command lines of rampart-server,
-// rampart-agent and rampartctl. Transport security (mTLS certificates or an
-// explicit --insecure) and admin tokens are added here when they land.
+// rampart-agent and rampartctl. The estate runs plaintext gRPC on its own
+// namespaces (server.insecure + allow_insecure_non_loopback in the server
+// config, insecure in each agent's, --insecure here); mutual TLS and
+// enrollment are covered by tests/integration/tls_integration_test.cc.
 struct Launcher {
   std::string server_bin = RAMPART_SERVER_BIN;
   std::string agent_bin = RAMPART_AGENT_BIN;
@@ -143,9 +145,10 @@ struct Launcher {
   }
   std::vector<std::string> Ctl(const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {
-        ctl_bin,     "--server", absl::StrCat(kServerIp, ":", kGrpcPort),
-        "--timeout", "5s",       "--token-file",
-        token_file};
+        ctl_bin,        "--insecure",
+        "--server",     absl::StrCat(kServerIp, ":", kGrpcPort),
+        "--timeout",    "5s",
+        "--token-file", token_file};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -318,6 +321,8 @@ class Estate {
   listen: "%s:%d"
   http_listen: "%s:%d"
   db: "postgresql:%s"
+  insecure: true
+  allow_insecure_non_loopback: true
 policy:
   ban_threshold: %d
   server_factor: 1
@@ -392,6 +397,7 @@ limits:
   absl::Status StartAgent(DominoHost& h) {
     const std::string config = h.dir + "/agent.yaml";
     WriteFile(config, absl::StrFormat(R"(servers: ["%s:%d"]
+insecure: true
 agent_id: %s
 time_zone: "UTC"
 logs:

@@ -117,9 +117,10 @@ struct ServerEnv {
     std::ofstream(token_path) << kAdminToken << "\n";
     chmod(token_path.c_str(), 0600);
     auto started = ServerProcess::Start(
-        ServerBinary(), {"--config", config_path, "--db", db->db_flag(),
-                         "--listen", "127.0.0.1:0", "--http-listen",
-                         "127.0.0.1:0", "--bootstrap-token-file", token_path});
+        ServerBinary(),
+        {"--insecure", "--config", config_path, "--db", db->db_flag(),
+         "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         "--bootstrap-token-file", token_path});
     if (!started.ok()) {
       return started.status();
     }
@@ -687,8 +688,8 @@ class CtlE2eTest : public ::testing::Test {
 
   // Runs rampartctl in-process against the suite's server.
   static CtlResult Ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--server", s_->env.target(), "--token-file",
-                               s_->env.token_path});
+    args.insert(args.begin(), {"--insecure", "--server", s_->env.target(),
+                               "--token-file", s_->env.token_path});
     return RunRaw(args);
   }
   // Runs with --json; expects exit 0 and a JSON object.
@@ -1137,19 +1138,22 @@ TEST_F(CtlE2eTest, AgentsListShowsBothAgents) {
   EXPECT_TRUE(site["agents"].empty()) << site.dump(2);
 }
 
-TEST_F(CtlE2eTest, AgentsEnrollAndRevokeAreUnimplemented) {
+// This suite's server runs --insecure: no agent identity, so enrollment and
+// revocation are refused (tests/integration/tls_integration_test.cc covers
+// them over mutual TLS).
+TEST_F(CtlE2eTest, AgentsEnrollAndRevokeNeedMutualTls) {
   const CtlResult enroll = Ctl({"agents", "enroll", "mx9", "--site", "fra"});
-  EXPECT_EQ(enroll.code, kExitError) << enroll;
+  EXPECT_NE(enroll.code, kExitOk) << enroll;
   EXPECT_THAT(enroll.err,
-              StartsWith("rampartctl: agents enroll: UNIMPLEMENTED: agent "
-                         "enrollment is not available yet"));
+              StartsWith("rampartctl: agents enroll: FAILED_PRECONDITION: "
+                         "agent enrollment needs mutual TLS"));
   EXPECT_EQ(enroll.out, "");
   const CtlResult revoke =
       Ctl({"agents", "revoke", "mx1", "--reason", "stolen host"});
-  EXPECT_EQ(revoke.code, kExitError) << revoke;
+  EXPECT_NE(revoke.code, kExitOk) << revoke;
   EXPECT_THAT(revoke.err,
-              StartsWith("rampartctl: agents revoke: UNIMPLEMENTED: agent "
-                         "revocation is not available yet"));
+              StartsWith("rampartctl: agents revoke: FAILED_PRECONDITION: "
+                         "agent enrollment needs mutual TLS"));
   // Nothing happened to mx1.
   EXPECT_FALSE(mx1().ended());
 }
@@ -1219,7 +1223,7 @@ TEST_F(CtlE2eTest, AlertsWatchBinaryPrintsANewAlertUntilInterrupted) {
   ASSERT_GT(last_id, 0u);
   // --after: whether the alert is raised before or after the watch is
   // registered, it is delivered (replayed or live).
-  auto child = Child::Spawn({"--server", target(), "--token-file",
+  auto child = Child::Spawn({"--insecure", "--server", target(), "--token-file",
                              s_->env.token_path, "alerts", "--watch", "--json",
                              "--after", std::to_string(last_id)});
   ASSERT_NE(child, nullptr);
@@ -1557,17 +1561,19 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
   // A server address where nothing listens: any RPC would make it exit 3.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
   const CtlResult host_bits =
-      RunRaw({"--server", dead, "bans", "add", "198.51.100.7/24", "--for", "2h",
-              "--reason", "typo"});
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.7/24",
+              "--for", "2h", "--reason", "typo"});
   EXPECT_EQ(host_bits.code, kExitUsage) << host_bits;
   EXPECT_THAT(host_bits.err, HasSubstr("did you mean 198.51.100.0/24?"));
-  const CtlResult not_ip = RunRaw({"--server", dead, "ip", "mail.example.com"});
+  const CtlResult not_ip =
+      RunRaw({"--insecure", "--server", dead, "ip", "mail.example.com"});
   EXPECT_EQ(not_ip.code, kExitUsage) << not_ip;
-  const CtlResult cidr = RunRaw({"--server", dead, "ip", "198.51.100.0/24"});
+  const CtlResult cidr =
+      RunRaw({"--insecure", "--server", dead, "ip", "198.51.100.0/24"});
   EXPECT_EQ(cidr.code, kExitUsage) << cidr;
   const CtlResult duration =
-      RunRaw({"--server", dead, "bans", "add", "198.51.100.8", "--for", "2x",
-              "--reason", "typo"});
+      RunRaw({"--insecure", "--server", dead, "bans", "add", "198.51.100.8",
+              "--for", "2x", "--reason", "typo"});
   EXPECT_EQ(duration.code, kExitUsage) << duration;
   EXPECT_THAT(duration.err, HasSubstr("--for: invalid duration \"2x\""));
   // Against the live server the usage error does not reach it either.
@@ -1580,7 +1586,8 @@ TEST_F(CtlE2eTest, InvalidAddressIsAUsageErrorWithoutAnyRpc) {
 
 TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
-  const CtlResult r = RunRaw({"--server", dead, "--timeout", "5s", "status"});
+  const CtlResult r =
+      RunRaw({"--insecure", "--server", dead, "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err,
               StartsWith("rampartctl: cannot reach rampart-server at " + dead));
@@ -1589,9 +1596,10 @@ TEST_F(CtlE2eTest, UnreachableServerIsExit3NamingTheAddress) {
 
 TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
   // RAMPART_SERVER and RAMPART_TOKEN from the environment; JSON on stdout.
-  const CtlResult status = RunBinary(
-      {"status", "--json"}, {"RAMPART_SERVER=" + target(),
-                             std::string("RAMPART_TOKEN=") + kAdminToken});
+  const CtlResult status =
+      RunBinary({"--insecure", "status", "--json"},
+                {"RAMPART_SERVER=" + target(),
+                 std::string("RAMPART_TOKEN=") + kAdminToken});
   ASSERT_EQ(status.code, kExitOk) << status;
   const std::optional<Json> j = ParseJson(status.out);
   ASSERT_TRUE(j.has_value());
@@ -1599,35 +1607,38 @@ TEST_F(CtlE2eTest, BinaryWiringEnvironmentAndExitCodes) {
 
   // NOT_FOUND -> 4, on stderr.
   const CtlResult missing =
-      RunBinary({"--server", target(), "--token-file", s_->env.token_path,
-                 "bans", "show", "987654"});
+      RunBinary({"--insecure", "--server", target(), "--token-file",
+                 s_->env.token_path, "bans", "show", "987654"});
   EXPECT_EQ(missing.code, kExitNotFound) << missing;
   EXPECT_THAT(missing.err, HasSubstr("not found"));
   EXPECT_EQ(missing.out, "");
 
   // No token -> UNAUTHENTICATED, a wrong one too: exit 6, nothing changed.
-  const CtlResult anonymous = RunBinary({"--server", target(), "bans", "remove",
-                                         "198.51.100.7", "--reason", "x"});
+  const CtlResult anonymous =
+      RunBinary({"--insecure", "--server", target(), "bans", "remove",
+                 "198.51.100.7", "--reason", "x"});
   EXPECT_EQ(anonymous.code, ctl::kExitDenied) << anonymous;
   EXPECT_THAT(anonymous.err, HasSubstr("UNAUTHENTICATED"));
   const CtlResult forged =
-      RunBinary({"--server", target(), "--token",
+      RunBinary({"--insecure", "--server", target(), "--token",
                  "forged-token-0123456789abcdef012345", "status"});
   EXPECT_EQ(forged.code, ctl::kExitDenied) << forged;
 
   // Unreachable -> 3 naming the address; usage -> 2.
   const std::string dead = absl::StrFormat("127.0.0.1:%d", PickFreePort());
-  const CtlResult unreachable = RunBinary({"--timeout", "5s", "agents", "list"},
-                                          {"RAMPART_SERVER=" + dead});
+  const CtlResult unreachable =
+      RunBinary({"--insecure", "--timeout", "5s", "agents", "list"},
+                {"RAMPART_SERVER=" + dead});
   EXPECT_EQ(unreachable.code, kExitUnreachable) << unreachable;
   EXPECT_THAT(unreachable.err, HasSubstr(dead));
   const CtlResult usage =
-      RunBinary({"--server", target(), "bans", "frobnicate"});
+      RunBinary({"--insecure", "--server", target(), "bans", "frobnicate"});
   EXPECT_EQ(usage.code, kExitUsage) << usage;
 
   // A table through the binary.
-  const CtlResult bans = RunBinary({"--server", target(), "--token-file",
-                                    s_->env.token_path, "bans", "list"});
+  const CtlResult bans =
+      RunBinary({"--insecure", "--server", target(), "--token-file",
+                 s_->env.token_path, "bans", "list"});
   ASSERT_EQ(bans.code, kExitOk) << bans;
   EXPECT_THAT(bans.out, HasSubstr("198.51.100.7/32"));
 }
@@ -1668,8 +1679,9 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   RaiseAlert("192.0.2.70", "dave");
   uint64_t first_id = 0;
   ASSERT_TRUE(PollUntil([&] {
-    const CtlResult r = RunRaw({"--server", env_.target(), "--token-file",
-                                env_.token_path, "alerts", "--json"});
+    const CtlResult r =
+        RunRaw({"--insecure", "--server", env_.target(), "--token-file",
+                env_.token_path, "alerts", "--json"});
     Json j = Json::parse(r.out, nullptr, false);
     if (r.code != 0 || j.is_discarded() || j["alerts"].empty()) {
       return false;
@@ -1684,10 +1696,10 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   std::ostream watch_err(&err_buf);
   int code = -1;
   std::thread watcher([&] {
-    code =
-        ctl::RunCtl({"--server", env_.target(), "--token-file", env_.token_path,
-                     "alerts", "--watch", "--after", std::to_string(first_id)},
-                    watch_out, watch_err);
+    code = ctl::RunCtl({"--insecure", "--server", env_.target(), "--token-file",
+                        env_.token_path, "alerts", "--watch", "--after",
+                        std::to_string(first_id)},
+                       watch_out, watch_err);
   });
   RaiseAlert("192.0.2.71", "erin");
   const bool printed = out_buf.WaitForText("user erin from 192.0.2.71", kWait);
@@ -1704,8 +1716,8 @@ TEST_F(CtlE2eDrainTest, AlertsWatchPrintsNewAlertsAndExits3WhenServerStops) {
   EXPECT_THAT(err_buf.str(), HasSubstr("shutting down"));
 
   // The server is gone: commands exit 3 naming its address.
-  const CtlResult r =
-      RunRaw({"--server", env_.target(), "--timeout", "5s", "status"});
+  const CtlResult r = RunRaw(
+      {"--insecure", "--server", env_.target(), "--timeout", "5s", "status"});
   EXPECT_EQ(r.code, kExitUnreachable) << r;
   EXPECT_THAT(r.err, HasSubstr(env_.target()));
 }

@@ -901,15 +901,18 @@ TEST_F(AdminServiceTest, StatusReportsFactsAndCounts) {
             1);
 }
 
-TEST_F(AdminServiceTest, EnrollAndRevokeAreNotImplementedYet) {
+// Without SetAgentIdentity (a plaintext server) there is no agent identity
+// to manage; tests/enroll and tests/integration/tls_integration_test.cc
+// cover the real thing.
+TEST_F(AdminServiceTest, EnrollAndRevokeNeedAgentIdentity) {
   v1::EnrollAgentResponse enrolled;
   grpc::Status s =
       stub_->EnrollAgent(Ctx().get(), v1::EnrollAgentRequest(), &enrolled);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("enrollment"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("mutual TLS"));
   v1::RevokeAgentResponse revoked;
   s = stub_->RevokeAgent(Ctx().get(), v1::RevokeAgentRequest(), &revoked);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(AdminServiceTest, DryRunPolicy) {

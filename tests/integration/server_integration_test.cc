@@ -81,10 +81,10 @@ class ServerIntegrationTest : public ::testing::Test {
   void StartServer(int grpc_port = 0, int http_port = 0) {
     auto server = ServerProcess::Start(
         ServerBinary(),
-        {"--config", config_path_, "--db", db_->db_flag(), "--listen",
-         absl::StrFormat("127.0.0.1:%d", grpc_port), "--http-listen",
-         absl::StrFormat("127.0.0.1:%d", http_port), "--bootstrap-token-file",
-         token_path_});
+        {"--insecure", "--config", config_path_, "--db", db_->db_flag(),
+         "--listen", absl::StrFormat("127.0.0.1:%d", grpc_port),
+         "--http-listen", absl::StrFormat("127.0.0.1:%d", http_port),
+         "--bootstrap-token-file", token_path_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -366,11 +366,11 @@ TEST(ServerCommandLineTest, PortInUseIsARuntimeErrorNamingTheAddress) {
   const std::string db =
       absl::StrFormat("%s/rampart-port-%d.db", dir, getpid());
   auto first = ServerProcess::Start(
-      ServerBinary(), {"--db", "sqlite:" + db, "--listen", "127.0.0.1:0",
-                       "--http-listen", "127.0.0.1:0"});
+      ServerBinary(), {"--insecure", "--db", "sqlite:" + db, "--listen",
+                       "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   ASSERT_TRUE(first.ok()) << first.status();
   auto second = RunProcess(
-      ServerBinary(), {"--db", "sqlite:" + db + "2", "--listen",
+      ServerBinary(), {"--insecure", "--db", "sqlite:" + db + "2", "--listen",
                        absl::StrFormat("127.0.0.1:%d", (*first)->grpc_port()),
                        "--http-listen", "127.0.0.1:0"});
   ASSERT_TRUE(second.ok()) << second.status();

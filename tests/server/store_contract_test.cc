@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/store/enrollment_store.h"
 #include "server/store/in_memory_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
@@ -870,6 +871,49 @@ TEST_P(StoreContractTest, PruneEventsDeletesOlderThanTheBound) {
   EXPECT_THAT(InPrefix("0.0.0.0/0"), ElementsAre(e1));
   EXPECT_EQ(*store().PruneEvents(absl::InfiniteFuture()), 3);
   EXPECT_THAT(Events(), IsEmpty());
+}
+
+// --- EnrollmentStore (every Store implementation is also one) ----------------
+
+AgentEnrollment Pending(std::string agent_id) {
+  return AgentEnrollment{.agent_id = std::move(agent_id),
+                         .site = "hq",
+                         .token_sha256 = std::string(64, 'a'),
+                         .token_expires = kT0 + absl::Hours(24),
+                         .created = kT0 + absl::Microseconds(7)};
+}
+
+TEST_P(StoreContractTest, EnrollmentRoundTripsAndReplaces) {
+  auto* es = dynamic_cast<EnrollmentStore*>(&store());
+  ASSERT_NE(es, nullptr);
+  EXPECT_EQ(*es->GetEnrollment("dom-01"), std::nullopt);
+  EXPECT_THAT(*es->ListEnrollments(), IsEmpty());
+  const AgentEnrollment pending = Pending("dom-01");
+  ASSERT_TRUE(es->PutEnrollment(pending).ok());
+  ASSERT_TRUE(es->PutEnrollment(Pending("dom-00")).ok());
+  EXPECT_EQ(*es->GetEnrollment("dom-01"), pending);
+
+  AgentEnrollment enrolled = pending;
+  enrolled.token_used = true;
+  enrolled.reenroll = true;
+  enrolled.cert_serial = "4F00AB";
+  enrolled.cert_sha256 = std::string(64, 'f');
+  enrolled.cert_not_after = kT0 + absl::Hours(24 * 90);
+  enrolled.enrolled_at = kT0 + absl::Minutes(3) + absl::Nanoseconds(1500);
+  enrolled.revoked = true;
+  enrolled.revoked_at = absl::InfiniteFuture();
+  enrolled.revoke_reason = "stolen laptop \xe2\x9c\x93";
+  ASSERT_TRUE(es->PutEnrollment(enrolled).ok());
+  // Times come back truncated to microseconds.
+  AgentEnrollment expected = enrolled;
+  expected.enrolled_at = kT0 + absl::Minutes(3) + absl::Microseconds(1);
+  EXPECT_EQ(*es->GetEnrollment("dom-01"), expected);
+  const std::vector<AgentEnrollment> all = *es->ListEnrollments();
+  ASSERT_THAT(all, SizeIs(2));
+  EXPECT_EQ(all[0].agent_id, "dom-00");
+  EXPECT_EQ(all[1], expected);
+  EXPECT_EQ(es->PutEnrollment(AgentEnrollment{}).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 std::vector<StoreKind> Kinds() {
