@@ -102,14 +102,16 @@ class CtlTest : public ::testing::Test {
 
   testing::FakeAdminService& service() { return server_.service(); }
 
+  // Released in TearDown so that a failing test never leaves a handler
+  // blocked. Declared before server_ so that it outlives the server: a
+  // handler woken by Notify() may still be inside WaitForNotification()
+  // until the server's shutdown has waited for it.
+  absl::Notification release_;
   SimulatedClock clock_;
   CtlEnvironment env_;
   FakeServer server_;
   std::ostringstream out_;
   std::ostringstream err_;
-  // Released in TearDown so that a failing test never leaves a handler
-  // blocked.
-  absl::Notification release_;
 };
 
 // ---------------------------------------------------------------------------
