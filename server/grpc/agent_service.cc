@@ -13,6 +13,7 @@
 #include "common/ip_address.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "common/tsan_annotations.h"
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "server/grpc/conversions.h"
@@ -273,6 +274,12 @@ std::vector<JournalEntry> CoalesceJournal(
 // shared_ptr, so the object outlives their call even if OnDone runs
 // meanwhile; after OnDone (done_) they return without touching the service.
 //
+// gRPC runs OnDone only after every other reaction has returned; it counts
+// them in libgrpc++, which is not instrumented, so each reaction ends with a
+// TsanRelease that OnDone acquires (ReactionScope): ThreadSanitizer then sees
+// the order gRPC guarantees (common/tsan_annotations.h; nothing without
+// TSan).
+//
 // gRPC operations are decided under mu_ (TakeOpsLocked) and issued without it
 // (Execute). `issuing_` counts decided-but-not-yet-issued operations; Finish
 // waits for it to drop to zero, so no StartRead/StartWrite can follow Finish
@@ -307,6 +314,19 @@ class AgentService::Stream final
   void OnDone() override;
 
  private:
+  // Put at the top of every reaction but OnDone: its end happens before
+  // OnDone (TsanRelease; see the class comment).
+  class ReactionScope {
+   public:
+    explicit ReactionScope(const Stream* stream) : stream_(stream) {}
+    ~ReactionScope() { TsanRelease(stream_); }
+    ReactionScope(const ReactionScope&) = delete;
+    ReactionScope& operator=(const ReactionScope&) = delete;
+
+   private:
+    const Stream* const stream_;
+  };
+
   enum class Phase { kAwaitHello, kCatchingUp, kActive };
   // A snapshot replacing queued deltas: kPending until the write path gets to
   // it (changes published meanwhile are in it anyway), kPlanning while the
@@ -523,6 +543,7 @@ void AgentService::Stream::CheckIdle(absl::Time now) {
 }
 
 void AgentService::Stream::OnReadDone(bool ok) {
+  const ReactionScope reaction(this);
   if (!ok) {
     // The agent closed its side (or the stream broke: OnCancel follows).
     // Acknowledge what is in flight, then end.
@@ -986,6 +1007,7 @@ void AgentService::Stream::OnPublished(
 }
 
 void AgentService::Stream::OnWriteDone(bool ok) {
+  const ReactionScope reaction(this);
   Ops ops;
   {
     absl::MutexLock lock(&mu_);
@@ -1006,6 +1028,7 @@ void AgentService::Stream::OnWriteDone(bool ok) {
 }
 
 void AgentService::Stream::OnCancel() {
+  const ReactionScope reaction(this);
   Ops ops;
   {
     absl::MutexLock lock(&mu_);
@@ -1018,6 +1041,7 @@ void AgentService::Stream::OnCancel() {
 }
 
 void AgentService::Stream::OnDone() {
+  TsanAcquire(this);  // every other reaction has returned
   uint64_t handle = 0;
   std::string agent_id;
   bool registered = false;
