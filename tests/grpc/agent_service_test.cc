@@ -165,6 +165,16 @@ class AgentServiceTest : public ::testing::Test {
     EXPECT_TRUE(parsed.ok()) << parsed.status();
     return parsed.ok() ? parsed->Value(name, labels) : -1;
   }
+  // Metric(name) once it reaches `at_least`, or its value after kWait. A
+  // bounded poll, for outcomes that send the agent nothing to wait on (a
+  // batch held back by the rate limit).
+  double WaitForMetric(std::string_view name, double at_least) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (Metric(name) < at_least && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return Metric(name);
+  }
 
   SimulatedClock clock_{kT0};
   ProtectedAddresses protected_{{}};
@@ -734,13 +744,7 @@ TEST_F(AgentServiceTest, FloodingAgentIsThrottledWhileOtherAgentsFlow) {
   ASSERT_TRUE(flood->SendBatch(2, Failures("198.51.100.51", 50)));
   ASSERT_TRUE(flood->SendBatch(3, Failures("198.51.100.52", 50)));
   ASSERT_TRUE(flood->WaitForAck(1).ok());
-  // Bounded poll: the hold-back itself sends nothing to wait on.
-  const absl::Time deadline = absl::Now() + kWait;
-  while (Metric("rampart_agent_batches_throttled_total") < 1 &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_EQ(Metric("rampart_agent_batches_throttled_total"), 1);
+  ASSERT_EQ(WaitForMetric("rampart_agent_batches_throttled_total", 1), 1);
   // Meanwhile another agent's events are stored and its ban happens.
   ASSERT_TRUE(other->SendBatch(1, Failures("203.0.113.9", 20)));
   ASSERT_TRUE(other->WaitForAck(1).ok());
@@ -753,9 +757,11 @@ TEST_F(AgentServiceTest, FloodingAgentIsThrottledWhileOtherAgentsFlow) {
   // and held in turn until its tokens are due too.
   clock_.Advance(absl::Seconds(5));
   ASSERT_TRUE(flood->WaitForAck(2).ok());
+  // Batch 3 must be read and held back before the clock moves on again
+  // (else its tokens would already be due when it is read).
+  ASSERT_EQ(WaitForMetric("rampart_agent_batches_throttled_total", 2), 2);
   clock_.Advance(absl::Seconds(5));
   ASSERT_TRUE(flood->WaitForAck(3).ok());
-  EXPECT_EQ(Metric("rampart_agent_batches_throttled_total"), 2);
   EXPECT_THAT(flood->rejections(), IsEmpty());
   EXPECT_THAT(other->rejections(), IsEmpty());
   EXPECT_EQ(StoredEvents(), 100 + 20 + 50 + 50);
@@ -775,12 +781,7 @@ TEST_F(AgentServiceTest, HeldBackStreamIsNotEndedAsIdle) {
   ASSERT_TRUE(a->SendBatch(1, Failures("198.51.100.50", 100)));
   ASSERT_TRUE(a->SendBatch(2, Failures("198.51.100.51", 100)));
   ASSERT_TRUE(a->WaitForAck(1).ok());
-  const absl::Time deadline = absl::Now() + kWait;  // bounded poll
-  while (Metric("rampart_agent_batches_throttled_total") < 1 &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_EQ(Metric("rampart_agent_batches_throttled_total"), 1);
+  ASSERT_EQ(WaitForMetric("rampart_agent_batches_throttled_total", 1), 1);
   clock_.Advance(absl::Seconds(60));
   service_->SweepIdleStreams();
   service_->RetryThrottledStreams();  // 60 of 100 tokens: still held
