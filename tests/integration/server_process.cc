@@ -47,6 +47,23 @@ bool ParseServingLine(const std::string& log, int& grpc_port, int& http_port) {
   return grpc_port > 0 && http_port > 0;
 }
 
+// Copies `output` (a child's stderr) to our stderr if it holds a sanitizer
+// report ("SUMMARY: <Name>Sanitizer: ..."): in a RAMPART_SANITIZE build the
+// children are instrumented too, and their reports must reach the test's
+// output (ctest fails a sanitizer build's test whose output has one).
+void ForwardSanitizerReport(const std::string& who, const std::string& output) {
+  for (size_t at = output.find("SUMMARY: "); at != std::string::npos;
+       at = output.find("SUMMARY: ", at + 1)) {
+    const size_t eol = output.find('\n', at);
+    if (output.substr(at, eol - at).find("Sanitizer") != std::string::npos) {
+      std::fprintf(stderr,
+                   "---- stderr of %s (sanitizer report) ----\n%s\n----\n",
+                   who.c_str(), output.c_str());
+      return;
+    }
+  }
+}
+
 // Forks and execs `binary args...` with stdin and stdout on /dev/null and
 // stderr into a pipe whose read end is stored in `*stderr_fd`. The child
 // dies with its parent (a killed or timed-out test or benchmark must not
@@ -111,6 +128,7 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
       close(err_fd);
+      ForwardSanitizerReport(binary, result.err);
       return absl::DeadlineExceededError("process did not finish:\n" +
                                          result.err);
     }
@@ -125,6 +143,7 @@ absl::StatusOr<ProcessResult> RunProcess(const std::string& binary,
   }
   close(err_fd);
   waitpid(pid, &result.status, 0);
+  ForwardSanitizerReport(binary, result.err);
   return result;
 }
 
@@ -259,6 +278,7 @@ ServerProcess::~ServerProcess() {
   if (drain_.joinable()) {
     drain_.join();
   }
+  ForwardSanitizerReport("rampart-server", log());
 }
 
 }  // namespace rampart::testing
