@@ -127,7 +127,9 @@ class IngestPipelineTest : public ::testing::Test {
 };
 
 TEST_F(IngestPipelineTest, IngestsBatchesAndReportsEachOutcome) {
-  Start();
+  // One worker: outcomes come in queue order only from one worker (with two,
+  // batch 2 may be settled by the second worker before batch 1).
+  Start(IngestPipelineOptions{.workers = 1});
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(4))));
   ASSERT_TRUE(pipeline_->TryPush(
       Item(2, Events(3, Protocol::kImap, EventKind::kLockout))));
@@ -151,7 +153,8 @@ TEST_F(IngestPipelineTest, IngestsBatchesAndReportsEachOutcome) {
 }
 
 TEST_F(IngestPipelineTest, DuplicateBatchIsReportedAndNotCountedTwice) {
-  Start();
+  // One worker, so the second copy is the one settled second (see above).
+  Start(IngestPipelineOptions{.workers = 1});
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(6))));
   ASSERT_TRUE(pipeline_->TryPush(Item(1, Events(6))));
   ASSERT_TRUE(outcomes_.WaitFor(2));
