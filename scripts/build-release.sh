@@ -13,7 +13,8 @@
 # check that deploy/runtime-packages.txt (what the slim runtime image
 # installs) still matches the libraries the binaries link
 # (scripts/check-runtime-deps.sh).
-# Environment: BUILD_DIR, JOBS (default nproc), CMAKE_EXTRA_ARGS, and
+# Environment: BUILD_DIR, JOBS (default nproc), CMAKE_EXTRA_ARGS, DEBUG_INFO=0
+# (no -g), and
 # WITH_TESTS=1 to configure the tests and benchmarks too: .ci/run uses this
 # script as its main build (BUILD_DIR=build WITH_TESTS=1), so the binaries
 # the image ships are compiled exactly as the ones the test suite runs.
@@ -43,9 +44,16 @@ with_tests=OFF
 if [ "${WITH_TESTS:-0}" = 1 ]; then
   with_tests=ON
 fi
+# DEBUG_INFO=0 drops -g (same -O2 code; the staged copies are stripped
+# anyway): .ci/run uses it to save compile and link time.
+flags=()
+if [ "${DEBUG_INFO:-1}" = 0 ]; then
+  flags=("-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG"
+    "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG")
+fi
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRAMPART_BUILD_TESTS="$with_tests" -DRAMPART_BUILD_BENCH="$with_tests" \
-  "${launcher[@]}" ${CMAKE_EXTRA_ARGS:-}
+  "${launcher[@]}" "${flags[@]}" ${CMAKE_EXTRA_ARGS:-}
 cmake --build "$build_dir" -j "$jobs" --target "${binaries[@]}"
 
 install -d "$prefix/bin"
