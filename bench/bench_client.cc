@@ -12,6 +12,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "common/metrics.h"
 #include "grpcpp/create_channel.h"
@@ -449,6 +450,38 @@ MachineCpu ReadMachineCpu() {
     }
   }
   return out;
+}
+
+absl::flat_hash_map<int, double> CommandCpuSeconds(std::string_view command) {
+  absl::flat_hash_map<int, double> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    int pid = 0;
+    if (!absl::SimpleAtoi(name, &pid) || pid <= 0) {
+      continue;
+    }
+    std::ifstream comm(entry.path() / "comm");
+    std::string line;
+    if (!std::getline(comm, line) || line != command) {
+      continue;
+    }
+    const double seconds = ProcessCpuSeconds(pid);
+    if (seconds >= 0) {
+      out[pid] = seconds;
+    }
+  }
+  return out;
+}
+
+double CommandCpuDelta(const absl::flat_hash_map<int, double>& before,
+                       const absl::flat_hash_map<int, double>& after) {
+  double sum = 0;
+  for (const auto& [pid, seconds] : after) {
+    const auto it = before.find(pid);
+    sum += seconds - (it == before.end() ? 0 : it->second);
+  }
+  return sum;
 }
 
 }  // namespace rampart::bench

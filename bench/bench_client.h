@@ -16,9 +16,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -216,5 +218,15 @@ struct MachineCpu {
   double total = 0;
 };
 MachineCpu ReadMachineCpu();
+// CPU seconds used so far by every live process whose command name
+// (/proc/PID/comm) is `command`, keyed by PID. A benchmark takes one before
+// and one after its window and subtracts with CommandCpuDelta, so it can
+// tell its own load (e.g. the PostgreSQL backends) from other jobs sharing
+// the machine.
+absl::flat_hash_map<int, double> CommandCpuSeconds(std::string_view command);
+// CPU seconds between two CommandCpuSeconds snapshots (a process that
+// started in between counts from zero; one that exited is not counted).
+double CommandCpuDelta(const absl::flat_hash_map<int, double>& before,
+                       const absl::flat_hash_map<int, double>& after);
 
 }  // namespace rampart::bench

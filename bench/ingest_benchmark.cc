@@ -292,6 +292,7 @@ int Run(const Flags& flags) {
   const double server_cpu_before = ProcessCpuSeconds((*server)->pid());
   const double self_cpu_before = ProcessCpuSeconds(0);
   const MachineCpu machine_before = ReadMachineCpu();
+  const auto postgres_before = CommandCpuSeconds("postgres");
   std::this_thread::sleep_until(window_end);
   const auto after = scrape();
   const PgCounters pg_after = ReadPgCounters((*pg)->base_dsn());
@@ -299,6 +300,9 @@ int Run(const Flags& flags) {
       ProcessCpuSeconds((*server)->pid()) - server_cpu_before;
   const double self_cpu = ProcessCpuSeconds(0) - self_cpu_before;
   const MachineCpu machine_after = ReadMachineCpu();
+  // The PostgreSQL processes of this machine (0 when the cluster is remote).
+  const double postgres_cpu =
+      CommandCpuDelta(postgres_before, CommandCpuSeconds("postgres"));
   run.Stop();
 
   // Let the batches in flight settle, then end the streams.
@@ -400,10 +404,24 @@ int Run(const Flags& flags) {
           ? (machine_after.busy - machine_before.busy) / machine_total
           : 0;
   const double cores = static_cast<double>(std::thread::hardware_concurrency());
-  absl::PrintF("%-44s %8.2f / %.2f / %.2f of %.0f\n",
-               "CPU cores: server / bench client / machine",
-               server_cpu / flags.duration_s, self_cpu / flags.duration_s,
-               machine_busy * cores, cores);
+  const double server_cores = server_cpu / flags.duration_s;
+  const double client_cores = self_cpu / flags.duration_s;
+  const double postgres_cores = postgres_cpu / flags.duration_s;
+  const double machine_cores = machine_busy * cores;
+  // Everything else the machine ran in the window: other jobs, the kernel's
+  // own threads. More than a few percent of a core means the figures are
+  // low and the run should be repeated on a quiet machine.
+  const double other_cores = std::max(
+      0.0, machine_cores - server_cores - client_cores - postgres_cores);
+  absl::PrintF("%-44s %8.2f / %.2f / %.2f / %.2f / %.2f of %.0f\n",
+               "CPU cores: server/PostgreSQL/client/other/all", server_cores,
+               postgres_cores, client_cores, other_cores, machine_cores, cores);
+  if (other_cores > 0.1) {
+    absl::PrintF(
+        "WARNING: other processes used %.2f cores during the window; the "
+        "machine was not quiet, so the rate above is low\n",
+        other_cores);
+  }
   absl::PrintF("target >= 200000 events/s: %s\n",
                rate >= 200000 ? "met" : "MISSED");
   absl::PrintF(
@@ -411,13 +429,12 @@ int Run(const Flags& flags) {
       "duration_s=%.0f pg=\"%s\" events_per_s=%.0f batches=%d "
       "ack_p50_ms=%.2f ack_p99_ms=%.2f ack_max_ms=%.2f group_mean_ms=%.2f "
       "groups_per_s=%.1f worker_busy=%.2f store_share=%.2f server_cores=%.2f "
-      "client_cores=%.2f "
+      "postgres_cores=%.2f client_cores=%.2f other_cores=%.2f "
       "machine_cores=%.2f rejected=%d\n",
       flags.agents, flags.channels, flags.batch, flags.inflight, flags.users,
       flags.duration_s, settings, rate, batches, p50, p99, lat_max,
-      commit_mean_ms, commits_per_s, busy, store_share,
-      server_cpu / flags.duration_s, self_cpu / flags.duration_s,
-      machine_busy * cores, rejected);
+      commit_mean_ms, commits_per_s, busy, store_share, server_cores,
+      postgres_cores, client_cores, other_cores, machine_cores, rejected);
   return batches > 0 && rejected == 0 ? 0 : 1;
 }
 
