@@ -184,11 +184,13 @@ absl::StatusOr<std::unique_ptr<AgentApp>> AgentApp::Create(
   co.backoff_max = config.backoff_max;
   co.heartbeat_interval = config.heartbeat_interval;
   co.heartbeat_stats = [self] {
-    return HeartbeatStats{.lines_read = self->lines_.load(),
-                          .events_parsed = self->events_.load(),
-                          .backlog_bytes = self->backlog_.load(),
-                          .local_fallback_bans = static_cast<uint32_t>(
-                              self->fallback_->bans().size())};
+    return HeartbeatStats{
+        .lines_read = self->lines_.load(),
+        .events_parsed = self->events_.load(),
+        .backlog_bytes = self->backlog_.load(),
+        .tailer_lag = absl::Microseconds(self->tailer_lag_micros_.load()),
+        .local_fallback_bans =
+            static_cast<uint32_t>(self->fallback_->bans().size())};
   };
   co.local_bans = [self] { return self->fallback_->bans(); };
   co.on_max_events_per_batch = [self](int n) {
@@ -246,6 +248,8 @@ absl::StatusOr<bool> AgentApp::PollOnce() {
   lines_.store(source_->stats().lines);
   events_.store(source_->stats().events);
   backlog_.store(source_->stats().backlog_bytes);
+  tailer_lag_micros_.store(
+      absl::ToInt64Microseconds(source_->stats().tailer_lag));
 
   fallback_->UpdateReachability(client_->unreachable_since());
   if (fallback_->Reconcile(client_->server_list_current(),

@@ -124,6 +124,8 @@ class AgentApp {
   std::atomic<uint64_t> lines_{0};
   std::atomic<uint64_t> events_{0};
   std::atomic<uint64_t> backlog_{0};
+  // EventSourceStats::tailer_lag in microseconds.
+  std::atomic<int64_t> tailer_lag_micros_{0};
 
   absl::Time next_repair_;
   bool started_ = false;

@@ -82,6 +82,7 @@ bool EventSource::OnLine(Source& source, const TailLine& line) {
   e.user.assign(parsed.user.substr(0, kMaxUserBytes));
   if (parsed.has_time) {
     e.time = absl::FromCivil(parsed.time, options_.time_zone);
+    last_line_time_ = e.time;
   }
   e.observed_at = clock_.Now();
   e.log_source_id = source.id;
@@ -118,6 +119,10 @@ absl::StatusOr<bool> EventSource::Poll(int max_rounds) {
     }
     stats_.backlog_bytes = backlog;
   }
+  stats_.tailer_lag =
+      stats_.backlog_bytes > 0 && last_line_time_.has_value()
+          ? std::max(absl::ZeroDuration(), clock_.Now() - *last_line_time_)
+          : absl::ZeroDuration();
   if (!open_.empty() && clock_.Now() >= open_since_ + options_.flush_interval) {
     RETURN_IF_ERROR(Seal());
   } else if (open_.empty() && positions_dirty_) {

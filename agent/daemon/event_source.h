@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,10 @@ struct EventSourceStats {
   uint64_t append_errors = 0;
   uint64_t position_errors = 0;
   uint64_t backlog_bytes = 0;
+  // Heartbeat.tailer_lag: the clock minus the log time of the last event
+  // read, while unread bytes remain (backlog_bytes > 0); zero at the end of
+  // every log or before any timed event was read.
+  absl::Duration tailer_lag = absl::ZeroDuration();
 };
 
 class EventSource {
@@ -142,6 +147,8 @@ class EventSource {
   int max_events_;
   std::vector<AgentEvent> open_;
   absl::Time open_since_;
+  // Log time of the newest timed event read (for stats_.tailer_lag).
+  std::optional<absl::Time> last_line_time_;
   // Lines were delivered since the last position save.
   bool positions_dirty_ = false;
   EventSourceStats stats_;

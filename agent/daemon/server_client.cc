@@ -214,6 +214,10 @@ v1::AgentMessage ServerClient::MakeHeartbeat() const {
     hb.set_lines_read(s.lines_read);
     hb.set_events_parsed(s.events_parsed);
     hb.set_tailer_backlog_bytes(s.backlog_bytes);
+    const absl::Duration lag = std::max(absl::ZeroDuration(), s.tailer_lag);
+    hb.mutable_tailer_lag()->set_seconds(absl::ToInt64Seconds(lag));
+    hb.mutable_tailer_lag()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(lag % absl::Seconds(1))));
     hb.set_local_fallback_bans(s.local_fallback_bans);
   }
   return m;

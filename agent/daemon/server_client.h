@@ -86,6 +86,7 @@ struct HeartbeatStats {
   uint64_t lines_read = 0;
   uint64_t events_parsed = 0;
   uint64_t backlog_bytes = 0;
+  absl::Duration tailer_lag = absl::ZeroDuration();
   uint32_t local_fallback_bans = 0;
 };
 

@@ -595,7 +595,15 @@ void AgentService::Stream::OnReadDone(bool ok) {
     case v1::AgentMessage::kEnforcedRevision:
       HandleEnforced(in_.enforced_revision());
       break;
-    case v1::AgentMessage::kHeartbeat:       // liveness: last_seen_ above
+    case v1::AgentMessage::kHeartbeat: {  // liveness: last_seen_ above
+      std::string agent_id;
+      {
+        absl::MutexLock lock(&mu_);
+        agent_id = agent_id_;
+      }
+      service_.RecordHeartbeat(agent_id, in_.heartbeat());
+      break;
+    }
     case v1::AgentMessage::kLocalBanReport:  // not recorded yet
     case v1::AgentMessage::PAYLOAD_NOT_SET:  // unknown variant: ignored
       break;
@@ -1569,6 +1577,35 @@ void AgentService::RecordHello(const v1::Hello& hello, std::string peer) {
   }
   absl::MutexLock lock(&mu_);
   facts_[f.agent_id] = std::move(f);
+}
+
+void AgentService::RecordHeartbeat(const std::string& agent_id,
+                                   const v1::Heartbeat& hb) {
+  const absl::Time now = clock_.Now();
+  // Hostile input: a duration or time outside these bounds is clamped, so a
+  // broken agent clock shows as a large skew, never as garbage.
+  constexpr absl::Duration kMaxReported = absl::Hours(24 * 365);
+  const absl::Duration lag =
+      std::clamp(absl::Seconds(hb.tailer_lag().seconds()) +
+                     absl::Nanoseconds(hb.tailer_lag().nanos()),
+                 absl::ZeroDuration(), kMaxReported);
+  absl::Duration skew = absl::ZeroDuration();
+  if (hb.has_agent_time()) {
+    skew = std::clamp(absl::FromUnixSeconds(hb.agent_time().seconds()) +
+                          absl::Nanoseconds(hb.agent_time().nanos()) - now,
+                      -kMaxReported, kMaxReported);
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = facts_.find(agent_id);
+  if (it == facts_.end()) {
+    return;  // no Hello recorded: nothing to attach the figures to
+  }
+  AgentFacts& f = it->second;
+  f.spool_depth_batches = hb.spool_depth_batches();
+  f.spool_dropped_batches = hb.spool_dropped_batches();
+  f.tailer_lag = lag;
+  f.clock_skew = skew;
+  f.local_fallback_bans = hb.local_fallback_bans();
 }
 
 std::vector<AgentFacts> AgentService::KnownAgents() const {

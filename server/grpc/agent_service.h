@@ -12,7 +12,8 @@
 //            the agent) -> BatchAck once the Correlator made it durable;
 //            malformed batches are rejected in BatchAck.rejected, invalid
 //            events are dropped and reported in a rate-limited Notice;
-//   Heartbeat -> liveness; EnforcedRevision -> BanDistributor::ReportEnforced.
+//   Heartbeat -> liveness and the agent's facts (agents list); EnforcedRevision
+//   -> BanDistributor::ReportEnforced.
 //
 // Reactions only convert and enqueue; they never block and never hold a lock
 // across StartRead/StartWrite/Finish (CONVENTIONS, gRPC server rules). Pushes
@@ -222,6 +223,10 @@ class AgentService final : public v1::AgentService::CallbackService {
   // Makes `stream` the agent's current stream (counted as connected) and
   // returns the one it supersedes, if any.
   void RecordHello(const v1::Hello& hello, std::string peer)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Updates the agent's facts (spool depth, tailer lag, clock skew, local
+  // fallback bans) from a Heartbeat, clamped to sane bounds.
+  void RecordHeartbeat(const std::string& agent_id, const v1::Heartbeat& hb)
       ABSL_LOCKS_EXCLUDED(mu_);
   std::weak_ptr<Stream> RegisterAgent(const std::string& agent_id,
                                       const std::shared_ptr<Stream>& stream)

@@ -491,6 +491,40 @@ TEST_F(AgentServiceTest, MalformedHelloEndsTheStreamBeforeWelcome) {
   EXPECT_THAT(end->error_message(), HasSubstr("hello.spool_epoch"));
 }
 
+TEST_F(AgentServiceTest, HeartbeatFiguresReachTheAgentsFacts) {
+  Start();
+  auto agent = NewAgent();
+  ASSERT_TRUE(agent->Handshake(Hello("mail1")).ok());
+  v1::AgentMessage m;
+  v1::Heartbeat& hb = *m.mutable_heartbeat();
+  hb.mutable_agent_time()->set_seconds(absl::ToUnixSeconds(kT0) + 90);
+  hb.set_spool_depth_batches(12);
+  hb.set_spool_dropped_batches(3);
+  hb.mutable_tailer_lag()->set_seconds(42);
+  hb.mutable_tailer_lag()->set_nanos(500000000);
+  hb.set_local_fallback_bans(2);
+  ASSERT_TRUE(agent->Send(m));
+  ASSERT_TRUE(Barrier(*agent, 1).ok());  // the stream reads in order
+  std::vector<AgentFacts> facts = service_->KnownAgents();
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].spool_depth_batches, 12u);
+  EXPECT_EQ(facts[0].spool_dropped_batches, 3u);
+  EXPECT_EQ(facts[0].tailer_lag, absl::Milliseconds(42500));
+  EXPECT_EQ(facts[0].clock_skew, absl::Seconds(90));  // agent ahead
+  EXPECT_EQ(facts[0].local_fallback_bans, 2u);
+
+  // Hostile figures are clamped: no negative lag, no absurd skew.
+  hb.mutable_agent_time()->set_seconds(-4000000000000LL);
+  hb.mutable_tailer_lag()->set_seconds(-5);
+  ASSERT_TRUE(agent->Send(m));
+  ASSERT_TRUE(Barrier(*agent, 2).ok());
+  facts = service_->KnownAgents();
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].tailer_lag, absl::ZeroDuration());
+  EXPECT_EQ(facts[0].clock_skew, -absl::Hours(24 * 365));
+  EXPECT_FALSE(agent->ended());
+}
+
 TEST_F(AgentServiceTest, SilentStreamEndsAfterTheHeartbeatTimeout) {
   Start();
   auto silent = NewAgent();
