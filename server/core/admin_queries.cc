@@ -1266,6 +1266,43 @@ absl::StatusOr<std::vector<AccountView>> AdminQueries::Accounts(
   return out;
 }
 
+absl::Status AdminQueries::AddAccountEvidence(absl::Time since,
+                                              AccountView& account) const {
+  // Events of one address scanned per look-up: enough to find the account
+  // among the other users the address tried.
+  constexpr size_t kPerAddress = 500;
+  std::vector<AuthEvent> found;
+  absl::flat_hash_set<Protocol> protocols;
+  for (size_t i = 0;
+       i < account.sample_ips.size() && i < kAccountEvidenceAddresses; ++i) {
+    const std::optional<IpAddress> ip = IpAddress::Parse(account.sample_ips[i]);
+    if (!ip) {
+      continue;  // the store holds what the correlator wrote; never expected
+    }
+    ASSIGN_OR_RETURN(
+        std::vector<AuthEvent> events,
+        store_.EventsForPrefix(IpPrefix::Host(*ip), since, kPerAddress));
+    for (AuthEvent& e : events) {
+      if (NormaliseUser(e.user) != account.user) {
+        continue;
+      }
+      protocols.insert(e.protocol);
+      account.locked_out = account.locked_out || e.kind == EventKind::kLockout;
+      found.push_back(std::move(e));
+    }
+  }
+  std::stable_sort(
+      found.begin(), found.end(),
+      [](const AuthEvent& a, const AuthEvent& b) { return a.time > b.time; });
+  if (found.size() > kAccountEvidence) {
+    found.resize(kAccountEvidence);
+  }
+  account.evidence = std::move(found);
+  account.protocols.assign(protocols.begin(), protocols.end());
+  std::sort(account.protocols.begin(), account.protocols.end());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<CompromiseAlert>> AdminQueries::Alerts(
     absl::Time since) const {
   ASSIGN_OR_RETURN(std::vector<CompromiseAlert> alerts,

@@ -224,6 +224,9 @@ struct AccountView {
   std::vector<std::string> agent_ids;
   std::vector<std::string> sample_ips;
   bool compromise_suspected = false;
+  // Filled by AdminQueries::AddAccountEvidence (empty otherwise): events
+  // for the account, newest first.
+  std::vector<AuthEvent> evidence;
 };
 
 struct Offender {
@@ -465,6 +468,15 @@ class AdminQueries {
   // distinct_ips descending, then user.
   absl::StatusOr<std::vector<AccountView>> Accounts(
       absl::Duration window, uint32_t min_distinct_ips) const;
+  // Adds to `account` (from Accounts) what its stored events show: up to
+  // kAccountEvidence events for the account since `since`, newest first,
+  // the protocols they used, and whether one was a lockout. The events are
+  // those of its kAccountEvidenceAddresses most active sample addresses
+  // (one indexed look-up each), so an account attacked from many addresses
+  // shows its main attackers' evidence, not every event.
+  absl::Status AddAccountEvidence(absl::Time since, AccountView& account) const;
+  static constexpr size_t kAccountEvidence = 20;
+  static constexpr size_t kAccountEvidenceAddresses = 5;
 
   // Alerts raised at or after `since`, id descending (newest
   // max_list_rows).

@@ -323,6 +323,9 @@ v1::AccountInfo AccountToProto(const AccountView& a, absl::Duration window) {
     out.add_sample_ips(a.sample_ips[i]);
   }
   out.set_compromise_suspected(a.compromise_suspected);
+  for (const AuthEvent& e : a.evidence) {
+    *out.add_evidence() = EventToProto(e);
+  }
   return out;
 }
 
@@ -1254,8 +1257,9 @@ grpc::Status AdminService::ListAccounts(grpc::ServerContext* context,
       std::string key = absl::StrFormat("%08x", ~a.distinct_ips) + Hex(a.user);
       keyed.emplace_back(std::move(key), std::move(a));
     }
-    for (const AccountView& a : TakePage(std::move(keyed), page, fingerprint,
-                                         response->mutable_next_page_token())) {
+    for (AccountView& a : TakePage(std::move(keyed), page, fingerprint,
+                                   response->mutable_next_page_token())) {
+      RETURN_IF_ERROR(queries_.AddAccountEvidence(clock_.Now() - window, a));
       *response->add_accounts() = AccountToProto(a, window);
     }
     return absl::OkStatus();

@@ -651,6 +651,48 @@ TEST_F(AdminQueriesTest, AccountsAndAlerts) {
   EXPECT_EQ((*alerts)[0].user, "CEO");
 }
 
+TEST_F(AdminQueriesTest, AccountEvidenceComesFromItsAttackers) {
+  std::vector<AuthEvent> events;
+  for (int i = 0; i < 6; ++i) {
+    const std::string ip = "203.0.113." + std::to_string(10 + i);
+    events.push_back(Event(ip.c_str(), EventKind::kAuthFailure, "ceo", "mail1",
+                           kT0 + absl::Seconds(i)));
+  }
+  // The same attacker tries another account (not evidence for "ceo"), and
+  // locks "ceo" out over IMAP.
+  events.push_back(Event("203.0.113.10", EventKind::kAuthFailure, "hr", "mail1",
+                         kT0 + absl::Seconds(10)));
+  AuthEvent lockout = Event("203.0.113.10", EventKind::kLockout, "CEO", "mail2",
+                            kT0 + absl::Seconds(20));
+  lockout.protocol = Protocol::kImap;
+  events.push_back(lockout);
+  Ingest(std::move(events));
+  absl::StatusOr<std::vector<AccountView>> accounts =
+      queries_->Accounts(absl::Hours(1), 2);
+  ASSERT_TRUE(accounts.ok()) << accounts.status();
+  ASSERT_THAT(*accounts, SizeIs(1));
+  AccountView ceo = (*accounts)[0];
+  ASSERT_EQ(ceo.user, "ceo");
+  EXPECT_THAT(ceo.evidence, IsEmpty());  // only on request
+  ASSERT_TRUE(queries_->AddAccountEvidence(kT0 - absl::Hours(1), ceo).ok());
+  // Five sample addresses are looked up: the lockout and five failures.
+  ASSERT_THAT(ceo.evidence, SizeIs(6));
+  EXPECT_EQ(ceo.evidence[0].kind, EventKind::kLockout);  // newest first
+  for (size_t i = 1; i < ceo.evidence.size(); ++i) {
+    EXPECT_GE(ceo.evidence[i - 1].time, ceo.evidence[i].time);
+    EXPECT_EQ(ceo.evidence[i].user, "ceo");
+  }
+  EXPECT_TRUE(ceo.locked_out);
+  EXPECT_THAT(ceo.protocols, SizeIs(2));
+
+  // Events before `since` are not evidence.
+  AccountView later = (*accounts)[0];
+  ASSERT_TRUE(
+      queries_->AddAccountEvidence(kT0 + absl::Seconds(15), later).ok());
+  ASSERT_THAT(later.evidence, SizeIs(1));
+  EXPECT_EQ(later.evidence[0].kind, EventKind::kLockout);
+}
+
 TEST_F(AdminQueriesTest, AuditFiltersAndReasons) {
   ASSERT_TRUE(queries_
                   ->AddBan(Prefix("198.51.100.7"), absl::Hours(1), "spam",

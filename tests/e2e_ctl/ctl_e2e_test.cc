@@ -1181,10 +1181,19 @@ TEST_F(CtlE2eTest, AccountsListShowsTheAttackedAccount) {
   std::sort(ips.begin(), ips.end());
   EXPECT_EQ(ips, (std::vector<std::string>{"192.0.2.21", "192.0.2.22",
                                            "192.0.2.23"}));
-  // protocols and evidence are arrays; the server does not fill them for
-  // stored accounts yet (the account records keep neither).
-  EXPECT_TRUE((*alice)["protocols"].is_array());
-  EXPECT_TRUE((*alice)["evidence"].is_array());
+  // Protocols and evidence come from the stored events of its attackers.
+  EXPECT_EQ((*alice)["protocols"], Json::array({"smtp"}));
+  ASSERT_TRUE((*alice)["evidence"].is_array());
+  ASSERT_EQ((*alice)["evidence"].size(), 3u) << alice->dump(2);
+  std::vector<std::string> evidence_ips;
+  for (const Json& e : (*alice)["evidence"]) {
+    EXPECT_EQ(e["user"], "alice");
+    EXPECT_EQ(e["kind"], "auth_failure");
+    evidence_ips.push_back(e["ip"]);
+  }
+  std::sort(evidence_ips.begin(), evidence_ips.end());
+  EXPECT_EQ(evidence_ips, ips);
+  EXPECT_EQ((*alice)["locked_out"], false);
   EXPECT_EQ((*alice)["window_seconds"], 3600);
   EXPECT_EQ((*alice)["compromise_suspected"], false);
   // Users hit from one address only are not under attack at --min-ips 3.
