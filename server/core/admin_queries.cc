@@ -445,6 +445,7 @@ absl::StatusOr<std::vector<ImportLine>> ParseImport(
     std::string reason;
     bool has_lifetime = defaults.has_lifetime;
     std::optional<absl::Duration> duration = defaults.duration;
+    std::optional<absl::Time> expires_at;
     std::vector<std::string> fields;
     if (format == ImportFormat::kPlain) {
       std::string_view rest = stripped;
@@ -501,6 +502,7 @@ absl::StatusOr<std::vector<ImportLine>> ParseImport(
           }
           has_lifetime = true;
           duration = t - now;
+          expires_at = t;
         }
       }
     }
@@ -537,6 +539,7 @@ absl::StatusOr<std::vector<ImportLine>> ParseImport(
     }
     line.prefix = *prefix;
     line.duration = duration;
+    line.expires_at = expires_at;
     line.reason = std::move(reason);
     if (const auto [it, inserted] = first_line.emplace(*prefix, number);
         !inserted) {
@@ -1608,8 +1611,9 @@ absl::StatusOr<ImportSummary> AdminQueries::ApplyImport(
                a != allow.end()) {
       skip(absl::StrFormat("overlaps allowlist entry %s", CidrText(a->prefix)));
     } else if (dry_run) {
-      const absl::Time expires =
-          line.duration ? now + *line.duration : absl::InfiniteFuture();
+      const absl::Time expires = line.expires_at ? *line.expires_at
+                                 : line.duration ? now + *line.duration
+                                                 : absl::InfiniteFuture();
       if (auto it = active.find(line.prefix); it != active.end()) {
         if (it->second.expires >= expires) {
           skip(absl::StrFormat("already banned until %s",
@@ -1624,8 +1628,12 @@ absl::StatusOr<ImportSummary> AdminQueries::ApplyImport(
       // Ban ids are > 0, so 0 means "no active ban of the prefix".
       const uint64_t before_id = before == active.end() ? 0 : before->second.id;
       absl::StatusOr<Ban> ban =
-          correlator_.AddBan(line.prefix, line.duration, line.reason, actor,
-                             BanOrigin::kImport, peer);
+          line.expires_at
+              ? correlator_.AddBanUntil(line.prefix, *line.expires_at,
+                                        line.reason, actor, BanOrigin::kImport,
+                                        peer)
+              : correlator_.AddBan(line.prefix, line.duration, line.reason,
+                                   actor, BanOrigin::kImport, peer);
       if (ban.ok()) {
         committed = true;
         line.ban_id = ban->id;

@@ -361,6 +361,9 @@ struct ImportLine {
   // Parsed (valid for lines not in error).
   IpPrefix prefix = IpPrefix::Host(IpAddress());
   std::optional<absl::Duration> duration;  // nullopt: permanent
+  // A CSV line's expires_at: the ban ends exactly then (duration holds
+  // the time left when the line was parsed, for the dry run).
+  std::optional<absl::Time> expires_at;
   std::string reason;
 };
 

@@ -437,6 +437,30 @@ absl::StatusOr<Ban> Correlator::AddBan(const IpPrefix& prefix,
   }
   const absl::Time expires =
       duration.has_value() ? now + *duration : absl::InfiniteFuture();
+  return AddBanLocked(prefix, now, expires, std::move(reason), std::move(actor),
+                      origin, std::move(peer));
+}
+
+absl::StatusOr<Ban> Correlator::AddBanUntil(const IpPrefix& prefix,
+                                            absl::Time expires,
+                                            std::string reason,
+                                            std::string actor, BanOrigin origin,
+                                            std::string peer) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(EnsureHealthyLocked());
+  const absl::Time now = clock_.Now();
+  if (expires <= now) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ban expiry %s is not in the future",
+        absl::FormatTime(absl::RFC3339_full, expires, absl::UTCTimeZone())));
+  }
+  return AddBanLocked(prefix, now, expires, std::move(reason), std::move(actor),
+                      origin, std::move(peer));
+}
+
+absl::StatusOr<Ban> Correlator::AddBanLocked(
+    const IpPrefix& prefix, absl::Time now, absl::Time expires,
+    std::string reason, std::string actor, BanOrigin origin, std::string peer) {
   std::optional<Ban> before;
   if (auto covering = detector_->CoveringBan(prefix.address(), now);
       covering && covering->prefix == prefix) {

@@ -111,6 +111,13 @@ class Correlator {
                              std::string reason, std::string actor,
                              BanOrigin origin = BanOrigin::kManual,
                              std::string peer = "");
+  // Administrative ban until exactly `expires` (absl::InfiniteFuture():
+  // permanent), e.g. an imported ban list's expiry. Audited.
+  // InvalidArgument unless `expires` is after the clock's now.
+  absl::StatusOr<Ban> AddBanUntil(const IpPrefix& prefix, absl::Time expires,
+                                  std::string reason, std::string actor,
+                                  BanOrigin origin = BanOrigin::kManual,
+                                  std::string peer = "");
   // Lifts a ban and forgives its score. Audited. NotFound if none.
   absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
                                 std::string actor, std::string peer = "");
@@ -145,6 +152,12 @@ class Correlator {
 
   absl::Status RebuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AddBan / AddBanUntil after their checks; `now` is the clock's time.
+  absl::StatusOr<Ban> AddBanLocked(const IpPrefix& prefix, absl::Time now,
+                                   absl::Time expires, std::string reason,
+                                   std::string actor, BanOrigin origin,
+                                   std::string peer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Commits `record` (with `decisions` merged in) and publishes its journal,
   // after every in-flight IngestMany() group has finished.
   absl::Status CommitLocked(CommitRecord record, Decisions decisions)

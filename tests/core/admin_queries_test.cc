@@ -750,6 +750,39 @@ TEST_F(AdminQueriesTest, ApplyImportDecidesEachLine) {
   EXPECT_EQ(correlator_->ActiveBans().back().origin, BanOrigin::kImport);
 }
 
+TEST_F(AdminQueriesTest, CsvImportKeepsTheFilesExpiryExactly) {
+  const absl::Time expires = kT0 + absl::Hours(3) + absl::Microseconds(7);
+  const std::string text =
+      "prefix,expires_at\n198.51.100.7," +
+      absl::FormatTime(absl::RFC3339_full, expires, absl::UTCTimeZone()) + "\n";
+  absl::StatusOr<std::vector<ImportLine>> lines =
+      ParseImport(ImportFormat::kCsv, text, OneHour(), clock_.Now());
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  clock_.Advance(absl::Milliseconds(1234));  // parse and commit differ
+  absl::StatusOr<ImportSummary> real =
+      queries_->ApplyImport(*lines, /*dry_run=*/false, "carol");
+  ASSERT_TRUE(real.ok()) << real.status();
+  ASSERT_EQ(real->added, 1u) << real->lines[0].message;
+  ASSERT_THAT(correlator_->ActiveBans(), SizeIs(1));
+  EXPECT_EQ(correlator_->ActiveBans()[0].expires, expires);
+
+  // An expiry that passed between parse and commit is an error, not a ban.
+  absl::StatusOr<std::vector<ImportLine>> soon = ParseImport(
+      ImportFormat::kCsv,
+      "prefix,expires_at\n198.51.100.9," +
+          absl::FormatTime(absl::RFC3339_full, clock_.Now() + absl::Seconds(1),
+                           absl::UTCTimeZone()) +
+          "\n",
+      OneHour(), clock_.Now());
+  ASSERT_TRUE(soon.ok()) << soon.status();
+  clock_.Advance(absl::Seconds(2));
+  absl::StatusOr<ImportSummary> late =
+      queries_->ApplyImport(*soon, /*dry_run=*/false, "carol");
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(late->errors, 1u);
+  EXPECT_THAT(late->lines[0].message, HasSubstr("not in the future"));
+}
+
 TEST_F(AdminQueriesTest, DryRunReplaysOneAtATime) {
   Ingest(Failures("198.51.100.7", 6, "admin", "mail1", kT0));
   Policy strict = queries_->options().policy;
