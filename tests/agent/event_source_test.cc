@@ -2,11 +2,6 @@
 
 #include "agent/daemon/event_source.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,34 +13,13 @@
 #include "agent/tail/position_store.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/temp_files.h"
 
 namespace rampart::agent {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "rampart-source-XXXXXX")
-            .string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void Append(const std::string& path, std::string_view data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(::write(fd, data.data(), data.size()),
-            static_cast<ssize_t>(data.size()));
-  ::close(fd);
-}
+using ::rampart::testing::AppendToFile;
+using ::rampart::testing::TempDir;
 
 // The line's time, 2026-11-23 10:00:00 UTC.
 const absl::Time kLineTime = absl::FromCivil(
@@ -55,7 +29,7 @@ class EventSourceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     log_ = dir_.path() + "/console.log";
-    Append(log_, "");
+    AppendToFile(log_, "");
     absl::StatusOr<std::unique_ptr<Spool>> spool =
         Spool::Open(SpoolOptions{.dir = dir_.path() + "/spool",
                                  .max_record_bytes = 1u << 20,
@@ -75,7 +49,7 @@ class EventSourceTest : public ::testing::Test {
     source_ = std::move(*source);
   }
 
-  TempDir dir_;
+  TempDir dir_{"rampart-source"};
   std::string log_;
   SimulatedClock clock_{kLineTime + absl::Minutes(10)};
   ProtoBatchEncoder encoder_;
@@ -91,9 +65,10 @@ TEST_F(EventSourceTest, TailerLagIsTheAgeOfTheLastLineReadWhileBytesRemain) {
 
   // An event line, then a line still being written: 3 unread bytes remain
   // behind a line logged 10 minutes ago.
-  Append(log_,
-         "2026-11-23 10:00:00   SMTP Server: Authentication failed for user "
-         "jdoe ; connecting host 198.51.100.7\nSMT");
+  AppendToFile(
+      log_,
+      "2026-11-23 10:00:00   SMTP Server: Authentication failed for user "
+      "jdoe ; connecting host 198.51.100.7\nSMT");
   ASSERT_TRUE(source_->Poll().ok());
   EXPECT_EQ(source_->stats().events, 1u);
   EXPECT_EQ(source_->stats().backlog_bytes, 3u);
@@ -104,16 +79,17 @@ TEST_F(EventSourceTest, TailerLagIsTheAgeOfTheLastLineReadWhileBytesRemain) {
 
   // The line completes: at the end of the log the tailer is not behind,
   // however old the last line is.
-  Append(log_, "P Server: something else\n");
+  AppendToFile(log_, "P Server: something else\n");
   ASSERT_TRUE(source_->Poll().ok());
   EXPECT_EQ(source_->stats().backlog_bytes, 0u);
   EXPECT_EQ(source_->stats().tailer_lag, absl::ZeroDuration());
 }
 
 TEST_F(EventSourceTest, LineTimeAheadOfTheClockIsNoNegativeLag) {
-  Append(log_,
-         "2026-11-23 11:00:00   SMTP Server: Authentication failed for user "
-         "jdoe ; connecting host 198.51.100.7\npartial");
+  AppendToFile(
+      log_,
+      "2026-11-23 11:00:00   SMTP Server: Authentication failed for user "
+      "jdoe ; connecting host 198.51.100.7\npartial");
   ASSERT_TRUE(source_->Poll().ok());
   EXPECT_EQ(source_->stats().events, 1u);
   EXPECT_GT(source_->stats().backlog_bytes, 0u);

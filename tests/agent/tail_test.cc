@@ -22,39 +22,20 @@
 #include "agent/tail/tailer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/temp_files.h"
 
 namespace rampart::agent {
 namespace {
+
+using ::rampart::testing::AppendToFile;
+using ::rampart::testing::TempDir;
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "rampart-tail-XXXXXX")
-            .string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Writes like a logging process: appends through O_APPEND, or rewrites in
-// place without truncating (Domino's wrap).
-void Append(const std::string& path, std::string_view data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(::write(fd, data.data(), data.size()),
-            static_cast<ssize_t>(data.size()));
-  ::close(fd);
-}
-
+// Rewrites in place without truncating, as Domino's wrap does (appends:
+// AppendToFile).
 void WriteAt(const std::string& path, uint64_t offset, std::string_view data) {
   const int fd = ::open(path.c_str(), O_WRONLY);
   ASSERT_GE(fd, 0) << path;
@@ -154,7 +135,7 @@ class TailerTest : public ::testing::Test {
     return got;
   }
 
-  TempDir dir_;
+  TempDir dir_{"rampart-tail"};
   const std::string log_;
   std::vector<TailLine> meta_;  // offsets and flags of delivered lines
   TailPollResult last_;
@@ -248,7 +229,7 @@ TEST_F(TailerTest, RejectsBadOptions) {
 }
 
 TEST_F(TailerTest, DeliversCompleteLinesWithOffsets) {
-  Append(log_, "a\nbb\n\nccc\n");
+  AppendToFile(log_, "a\nbb\n\nccc\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("a", "bb", "", "ccc"));
   ASSERT_THAT(meta_, SizeIs(4));
@@ -263,19 +244,19 @@ TEST_F(TailerTest, DeliversCompleteLinesWithOffsets) {
 }
 
 TEST_F(TailerTest, PartialLastLineIsHeldUntilCompleted) {
-  Append(log_, "first\nsec");
+  AppendToFile(log_, "first\nsec");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("first"));
   EXPECT_EQ(tailer->position().offset, 6u);
   EXPECT_EQ(tailer->stats().backlog_bytes, 3u);
-  Append(log_, "ond par");
+  AppendToFile(log_, "ond par");
   EXPECT_THAT(Drain(*tailer), IsEmpty());
-  Append(log_, "t\nthird\n");
+  AppendToFile(log_, "t\nthird\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("second part", "third"));
 }
 
 TEST_F(TailerTest, CrlfLinesAreStripped) {
-  Append(log_, "one\r\ntwo\r\n\r\nthree\n");
+  AppendToFile(log_, "one\r\ntwo\r\n\r\nthree\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("one", "two", "", "three"));
   EXPECT_EQ(meta_[1].offset, 5u);
@@ -283,7 +264,7 @@ TEST_F(TailerTest, CrlfLinesAreStripped) {
 }
 
 TEST_F(TailerTest, HugeLineIsCutAndFlagged) {
-  Append(log_, "before\n" + std::string(200000, 'x') + "\nafter\n");
+  AppendToFile(log_, "before\n" + std::string(200000, 'x') + "\nafter\n");
   auto tailer = Make(Options());
   std::vector<std::string> got = Drain(*tailer);
   ASSERT_THAT(got, SizeIs(3));
@@ -297,26 +278,26 @@ TEST_F(TailerTest, HugeLineIsCutAndFlagged) {
 }
 
 TEST_F(TailerTest, HugeUnfinishedLineIsCutEarlyAndItsRestSkipped) {
-  Append(log_, std::string(5000, 'y'));
+  AppendToFile(log_, std::string(5000, 'y'));
   auto tailer = Make(Options());
   std::vector<std::string> got = Drain(*tailer);
   ASSERT_THAT(got, SizeIs(1));
   EXPECT_EQ(got[0], std::string(1024, 'y'));
   EXPECT_TRUE(meta_[0].truncated);
-  Append(log_, std::string(3000, 'y'));
+  AppendToFile(log_, std::string(3000, 'y'));
   EXPECT_THAT(Drain(*tailer), IsEmpty());
-  Append(log_, "yyy\nnext\n");
+  AppendToFile(log_, "yyy\nnext\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("next"));
   EXPECT_EQ(tailer->stats().truncated_lines, 1u);
 }
 
 TEST_F(TailerTest, StartAtEndSkipsHistoryButNotAnUnfinishedLine) {
-  Append(log_, "old1\nold2\nnewer-par");
+  AppendToFile(log_, "old1\nold2\nnewer-par");
   TailerOptions options = Options();
   options.start_at = TailerOptions::Start::kEnd;
   auto tailer = Make(options);
   EXPECT_THAT(Drain(*tailer), IsEmpty());
-  Append(log_, "t\nnew\n");
+  AppendToFile(log_, "t\nnew\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("newer-part", "new"));
 }
 
@@ -327,13 +308,13 @@ TEST_F(TailerTest, FileMissingThenAppearingIsReadFromItsStart) {
   EXPECT_THAT(Drain(*tailer), IsEmpty());
   EXPECT_FALSE(tailer->stats().file_open);
   EXPECT_EQ(tailer->position().inode, 0u);
-  Append(log_, "l1\nl2\n");
+  AppendToFile(log_, "l1\nl2\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("l1", "l2"));
   EXPECT_TRUE(tailer->stats().file_open);
 }
 
 TEST_F(TailerTest, SinkCanStopAfterALine) {
-  Append(log_, "1\n2\n3\n4\n");
+  AppendToFile(log_, "1\n2\n3\n4\n");
   auto tailer = Make(Options());
   std::vector<std::string> got;
   absl::StatusOr<TailPollResult> r = tailer->Poll([&got](const TailLine& line) {
@@ -352,7 +333,7 @@ TEST_F(TailerTest, ByteBudgetSplitsLargeBacklogs) {
   for (int i = 0; i < 100; ++i) {
     all += LogLine(0, i);
   }
-  Append(log_, all);
+  AppendToFile(log_, all);
   TailerOptions options = Options();
   options.max_bytes_per_poll = 1000;
   auto tailer = Make(options);
@@ -377,15 +358,15 @@ TEST_F(TailerTest, ByteBudgetSplitsLargeBacklogs) {
 // Rotation and truncation
 
 TEST_F(TailerTest, RenameAndRecreateFinishesTheOldFileFirst) {
-  Append(log_, LogLine(0, 1) + LogLine(0, 2));
+  AppendToFile(log_, LogLine(0, 1) + LogLine(0, 2));
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(2));
   ASSERT_EQ(std::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
   // Late writes through the old descriptor, and an unfinished last line.
-  Append(log_ + ".1", LogLine(0, 3) + "tail-without-newline");
+  AppendToFile(log_ + ".1", LogLine(0, 3) + "tail-without-newline");
   // While only the renamed file exists, it is still followed.
   EXPECT_THAT(Drain(*tailer), ElementsAre(Split(LogLine(0, 3))[0]));
-  Append(log_, LogLine(1, 1) + LogLine(1, 2));
+  AppendToFile(log_, LogLine(1, 1) + LogLine(1, 2));
   std::vector<std::string> got = Drain(*tailer);
   EXPECT_THAT(got, ElementsAre("tail-without-newline", Split(LogLine(1, 1))[0],
                                Split(LogLine(1, 2))[0]));
@@ -393,17 +374,17 @@ TEST_F(TailerTest, RenameAndRecreateFinishesTheOldFileFirst) {
   EXPECT_EQ(meta_.back().offset, LogLine(1, 1).size());
   EXPECT_EQ(tailer->stats().rotations, 1u);
   EXPECT_EQ(tailer->stats().unterminated_lines, 1u);
-  Append(log_, LogLine(1, 3));
+  AppendToFile(log_, LogLine(1, 3));
   EXPECT_THAT(Drain(*tailer), ElementsAre(Split(LogLine(1, 3))[0]));
 }
 
 TEST_F(TailerTest, DeletedAndRecreated) {
-  Append(log_, "a\n");
+  AppendToFile(log_, "a\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("a"));
   ASSERT_EQ(::unlink(log_.c_str()), 0);
   EXPECT_THAT(Drain(*tailer), IsEmpty());
-  Append(log_, "b\n");
+  AppendToFile(log_, "b\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("b"));
 }
 
@@ -412,11 +393,11 @@ TEST_F(TailerTest, CopyTruncateRestartsAtZero) {
   for (int i = 0; i < 10; ++i) {
     old += LogLine(0, i);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(10));
   Truncate(log_, 0);
-  Append(log_, LogLine(1, 0) + LogLine(1, 1));
+  AppendToFile(log_, LogLine(1, 0) + LogLine(1, 1));
   EXPECT_THAT(Drain(*tailer),
               ElementsAre(Split(LogLine(1, 0))[0], Split(LogLine(1, 1))[0]));
   EXPECT_EQ(tailer->stats().truncations, 1u);
@@ -427,7 +408,7 @@ TEST_F(TailerTest, CopyTruncateRefilledPastTheOldOffsetBeforeThePoll) {
   for (int i = 0; i < 5; ++i) {
     old += LogLine(0, i);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(5));
   Truncate(log_, 0);
@@ -435,7 +416,7 @@ TEST_F(TailerTest, CopyTruncateRefilledPastTheOldOffsetBeforeThePoll) {
   for (int i = 0; i < 8; ++i) {
     fresh += LogLine(1, i, i);
   }
-  Append(log_, fresh);
+  AppendToFile(log_, fresh);
   ASSERT_GT(FileSize(log_), old.size());
   EXPECT_EQ(Drain(*tailer), Split(fresh));
 }
@@ -448,7 +429,7 @@ TEST_F(TailerTest, WrapWithMoreNewContentThanTheOldOffset) {
   for (int i = 0; i < 20; ++i) {
     old += LogLine(0, i);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(20));
   std::string fresh;
@@ -467,7 +448,7 @@ TEST_F(TailerTest, WrapWithLessNewContentStopsAtTheStaleTail) {
   for (int i = 0; i < 20; ++i) {
     old += LogLine(0, i, 3);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(20));
 
@@ -509,7 +490,7 @@ TEST_F(TailerTest, WrapDeliversEveryNewLineExactlyOnceInPieces) {
   for (int i = 0; i < 30; ++i) {
     old += LogLine(0, i, (i * 7) % 11);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(30));
   std::string fresh;
@@ -537,7 +518,7 @@ TEST_F(TailerTest, WrapNewLineEndingOnAnOldLineEndWaitsForTheNextOne) {
   for (int i = 0; i < 10; ++i) {
     old += LogLine(0, i);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(10));
   ASSERT_EQ(LogLine(1, 0).size(), LogLine(0, 0).size());
@@ -553,12 +534,12 @@ TEST_F(TailerTest, UnreadOldLinesAreDeliveredBeforeTheWrappedOnes) {
   for (int i = 0; i < 10; ++i) {
     old += LogLine(0, i, 4);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(10));
   // Domino writes more, then wraps, before the next poll.
   const std::string unread = LogLine(0, 10) + LogLine(0, 11);
-  Append(log_, unread);
+  AppendToFile(log_, unread);
   const std::string fresh = LogLine(1, 0) + LogLine(1, 1);
   WriteAt(log_, 0, fresh);
   EXPECT_EQ(Drain(*tailer), Split(unread + fresh));
@@ -607,7 +588,7 @@ TEST_F(TailerTest, RepeatedWrapsDeliverEveryLineOnceInOrder) {
       SCOPED_TRACE(
           absl::StrFormat("%s lengths, poll every %d lines", name, poll_every));
       ::unlink(log_.c_str());
-      Append(log_, "");
+      AppendToFile(log_, "");
       auto tailer = Make(Options());
       std::vector<std::string> expected, got;
       RunRepeatedWraps(log_, pad, poll_every, &expected, &got,
@@ -665,7 +646,7 @@ TEST_F(TailerRestartTest, RandomWritesPollsAndRestartsNoDuplicateNoGap) {
         ++next;
       }
       const size_t n = 1 + rng() % 300;
-      Append(log_, pending.substr(0, n));
+      AppendToFile(log_, pending.substr(0, n));
       written += pending.substr(0, n);
       pending.erase(0, n);
     } else if (action < 9) {
@@ -686,7 +667,7 @@ TEST_F(TailerRestartTest, RandomWritesPollsAndRestartsNoDuplicateNoGap) {
       ++restarts;
     }
   }
-  Append(log_, pending);
+  AppendToFile(log_, pending);
   written += pending;
   for (std::string& l : Drain(*tailer)) {
     got.push_back(std::move(l));
@@ -696,14 +677,14 @@ TEST_F(TailerRestartTest, RandomWritesPollsAndRestartsNoDuplicateNoGap) {
 }
 
 TEST_F(TailerRestartTest, LinesDeliveredAfterTheLastSaveAreDeliveredAgain) {
-  Append(log_, "1\n2\n");
+  AppendToFile(log_, "1\n2\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("1", "2"));
   Save(*tailer);
-  Append(log_, "3\n");
+  AppendToFile(log_, "3\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("3"));  // not saved: a crash here
   tailer = Restart(Options());
-  Append(log_, "4\n");
+  AppendToFile(log_, "4\n");
   EXPECT_THAT(Drain(*tailer), ElementsAre("3", "4"));  // at least once
 }
 
@@ -714,20 +695,20 @@ TEST_F(TailerRestartTest, NoSavedFileMeansReadNewFileFromStart) {
   EXPECT_THAT(Drain(*tailer), IsEmpty());
   Save(*tailer);  // "no file yet"
   tailer.reset();
-  Append(log_, "appeared while stopped\n");
+  AppendToFile(log_, "appeared while stopped\n");
   tailer = Restart(options);
   EXPECT_THAT(Drain(*tailer), ElementsAre("appeared while stopped"));
 }
 
 TEST_F(TailerRestartTest, RotatedWhileStoppedFinishesTheRenamedFile) {
-  Append(log_, "a1\na2\n");
+  AppendToFile(log_, "a1\na2\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(2));
   Save(*tailer);
   tailer.reset();
-  Append(log_, "a3\n");
+  AppendToFile(log_, "a3\n");
   ASSERT_EQ(std::rename(log_.c_str(), (log_ + ".old").c_str()), 0);
-  Append(log_, "b1\n");
+  AppendToFile(log_, "b1\n");
   tailer = Restart(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("a3", "b1"));
   EXPECT_EQ(tailer->stats().resumed_renamed, 1u);
@@ -735,13 +716,13 @@ TEST_F(TailerRestartTest, RotatedWhileStoppedFinishesTheRenamedFile) {
 }
 
 TEST_F(TailerRestartTest, RotatedAwayWhileStoppedReadsTheNewFile) {
-  Append(log_, "a1\n");
+  AppendToFile(log_, "a1\n");
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(1));
   Save(*tailer);
   tailer.reset();
   // Replaced by a new file (written aside, so it gets another inode).
-  Append(log_ + ".new", "b1\nb2\n");
+  AppendToFile(log_ + ".new", "b1\nb2\n");
   ASSERT_EQ(std::rename((log_ + ".new").c_str(), log_.c_str()), 0);
   tailer = Restart(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("b1", "b2"));
@@ -749,13 +730,13 @@ TEST_F(TailerRestartTest, RotatedAwayWhileStoppedReadsTheNewFile) {
 }
 
 TEST_F(TailerRestartTest, TruncatedWhileStopped) {
-  Append(log_, LogLine(0, 0) + LogLine(0, 1) + LogLine(0, 2));
+  AppendToFile(log_, LogLine(0, 0) + LogLine(0, 1) + LogLine(0, 2));
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(3));
   Save(*tailer);
   tailer.reset();
   Truncate(log_, 0);
-  Append(log_, "short\n");
+  AppendToFile(log_, "short\n");
   tailer = Restart(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("short"));
   EXPECT_EQ(tailer->stats().truncations, 1u);
@@ -766,7 +747,7 @@ TEST_F(TailerRestartTest, WrapWhileStoppedIsDetectedOnRestart) {
   for (int i = 0; i < 20; ++i) {
     old += LogLine(0, i, 2);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(20));
   Save(*tailer);
@@ -794,7 +775,7 @@ TEST_F(TailerRestartTest, RestartInTheMiddleOfAWrappedGenerationKeepsTheGuard) {
   for (int i = 0; i < 20; ++i) {
     old += LogLine(0, i, 6);
   }
-  Append(log_, old);
+  AppendToFile(log_, old);
   auto tailer = Make(Options());
   EXPECT_THAT(Drain(*tailer), SizeIs(20));
   std::string fresh;
@@ -816,14 +797,14 @@ TEST_F(TailerRestartTest, RestartInTheMiddleOfAWrappedGenerationKeepsTheGuard) {
 }
 
 TEST_F(TailerRestartTest, RestartInsideAnOverLongLine) {
-  Append(log_, "ok\n" + std::string(3000, 'z'));
+  AppendToFile(log_, "ok\n" + std::string(3000, 'z'));
   auto tailer = Make(Options());
   std::vector<std::string> got = Drain(*tailer);
   ASSERT_THAT(got, SizeIs(2));
   EXPECT_TRUE(meta_[1].truncated);
   Save(*tailer);
   tailer.reset();
-  Append(log_, std::string(500, 'z') + "\nnext\n");
+  AppendToFile(log_, std::string(500, 'z') + "\nnext\n");
   tailer = Restart(Options());
   EXPECT_THAT(Drain(*tailer), ElementsAre("next"));
 }
@@ -843,7 +824,7 @@ TEST_F(TailerRestartTest, WrapStressWithPartialWritesAndRestarts) {
                           ::testing::UnitTest::GetInstance()->random_seed()));
       ::unlink(log_.c_str());
       ::unlink((store_->dir() + "/" + key_ + ".pos").c_str());
-      Append(log_, "");
+      AppendToFile(log_, "");
       TailerOptions options = Options();
       options.persisted_dense_lines = sample;
       options.persisted_sparse_lines = sample;
@@ -938,12 +919,12 @@ TEST(InotifyNotifierTest, ReportsCreationWritesAndRenamesOfWatchedFiles) {
     return r.ok() && *r;
   };
   EXPECT_FALSE(changed());
-  Append(log, "created\n");
+  AppendToFile(log, "created\n");
   EXPECT_TRUE(changed());
   EXPECT_FALSE(changed());
-  Append(dir.path() + "/other.log", "unrelated\n");
+  AppendToFile(dir.path() + "/other.log", "unrelated\n");
   EXPECT_FALSE(changed());
-  Append(log, "more\n");
+  AppendToFile(log, "more\n");
   EXPECT_TRUE(changed());
   ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
   EXPECT_TRUE(changed());
