@@ -38,6 +38,9 @@ absl::StatusOr<std::unique_ptr<Child>> Child::Spawn(
     return absl::UnavailableError(std::strerror(errno));
   }
   if (pid == 0) {
+    // Its own process group, so that Kill() also ends what it forks (hydra's
+    // worker processes outlived a SIGKILL of hydra alone).
+    ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) _exit(127);
     sigset_t none;
@@ -53,6 +56,7 @@ absl::StatusOr<std::unique_ptr<Child>> Child::Spawn(
     _exit(127);
   }
   ::close(log_fd);
+  ::setpgid(pid, pid);  // also here: no race with Kill() before the exec
   return std::unique_ptr<Child>(new Child(pid, log_path));
 }
 
@@ -82,9 +86,13 @@ bool Child::WaitForLog(const std::string& needle, absl::Duration timeout,
 
 bool Child::Running() {
   if (reaped_) return false;
-  int status = 0;
-  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-    reaped_ = true;
+  // Looks without reaping: while the exited leader is a zombie its pid (the
+  // group id) cannot be reused, so Kill() can still end what it forked.
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid_), &info,
+               WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid == pid_) {
+    Kill();
     return false;
   }
   return true;
@@ -103,7 +111,9 @@ bool Child::Stop(int sig, absl::Duration timeout) {
 
 void Child::Kill() {
   if (reaped_) return;
-  ::kill(pid_, SIGKILL);
+  // The leader is alive or an unreaped zombie, so the group id is still
+  // ours: the whole group, then reap the leader.
+  ::kill(-pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   reaped_ = true;
 }

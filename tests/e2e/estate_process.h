@@ -40,7 +40,8 @@ class Child {
   bool Running();
   // Sends `sig` and waits up to `timeout` for the exit. True if it exited.
   bool Stop(int sig, absl::Duration timeout);
-  // SIGKILL and reap. Idempotent.
+  // SIGKILL to the child's process group (it and whatever it forked), and
+  // reap. Idempotent.
   void Kill();
 
  private:
