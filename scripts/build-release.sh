@@ -13,11 +13,11 @@
 # check that deploy/runtime-packages.txt (what the slim runtime image
 # installs) still matches the libraries the binaries link
 # (scripts/check-runtime-deps.sh).
-# Environment: BUILD_DIR, JOBS (default nproc), CMAKE_EXTRA_ARGS, DEBUG_INFO=0
-# (no -g), and
-# WITH_TESTS=1 to configure the tests and benchmarks too: .ci/run uses this
-# script as its main build (BUILD_DIR=build WITH_TESTS=1), so the binaries
-# the image ships are compiled exactly as the ones the test suite runs.
+# Environment: BUILD_DIR, JOBS (default nproc), CMAKE_EXTRA_ARGS,
+# DEBUG_INFO=0 (no -g), and WITH_TESTS=1 to configure the tests and
+# benchmarks too: .ci/run uses this script as its main build (BUILD_DIR=build
+# WITH_TESTS=1), so the binaries the image ships are compiled exactly as the
+# ones the test suite runs.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then

@@ -3,7 +3,6 @@
 #include "absl/strings/str_format.h"
 
 namespace rampart::agent {
-namespace {
 
 google::protobuf::Timestamp TimeToProto(absl::Time t) {
   google::protobuf::Timestamp ts;
@@ -18,7 +17,18 @@ absl::Time TimeFromProto(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
-}  // namespace
+google::protobuf::Duration DurationToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t s = absl::ToInt64Seconds(d);  // truncates toward zero
+  out.set_seconds(s);
+  out.set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(s))));
+  return out;
+}
+
+absl::Duration DurationFromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
 
 v1::AuthEvent ToProto(const AgentEvent& e) {
   v1::AuthEvent p;

@@ -10,12 +10,20 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/daemon/agent_event.h"
 #include "agent/daemon/local_fallback.h"
 #include "agent/firewall/ban_item.h"
 #include "rampart/v1/agent.pb.h"
 
 namespace rampart::agent {
+
+// Well-known time types (a Timestamp's nanos in [0, 1e9); a Duration's
+// seconds and nanos share the sign).
+google::protobuf::Timestamp TimeToProto(absl::Time t);
+absl::Time TimeFromProto(const google::protobuf::Timestamp& ts);
+google::protobuf::Duration DurationToProto(absl::Duration d);
+absl::Duration DurationFromProto(const google::protobuf::Duration& d);
 
 v1::AuthEvent ToProto(const AgentEvent& event);
 

@@ -16,20 +16,6 @@
 namespace rampart::agent {
 namespace {
 
-google::protobuf::Timestamp Stamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const absl::Duration since = t - absl::UnixEpoch();
-  const int64_t s = absl::ToInt64Seconds(since);
-  ts.set_seconds(s);
-  ts.set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(since - absl::Seconds(s))));
-  return ts;
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 constexpr size_t kMaxSendBytes = 3u << 20;
 
 }  // namespace
@@ -183,7 +169,7 @@ v1::AgentMessage ServerClient::MakeHello() const {
     }
   }
   h.set_time_zone(info.time_zone);
-  *h.mutable_agent_time() = Stamp(clock_.Now());
+  *h.mutable_agent_time() = TimeToProto(clock_.Now());
   const auto [epoch, revision] = keeper_.ListRevision();
   h.set_ban_list_epoch(epoch);
   h.set_enforced_revision(epoch == 0 ? 0 : revision);
@@ -203,7 +189,7 @@ v1::AgentMessage ServerClient::MakeHello() const {
 v1::AgentMessage ServerClient::MakeHeartbeat() const {
   v1::AgentMessage m;
   v1::Heartbeat& hb = *m.mutable_heartbeat();
-  *hb.mutable_agent_time() = Stamp(clock_.Now());
+  *hb.mutable_agent_time() = TimeToProto(clock_.Now());
   const SpoolStats spool = spool_.stats();
   hb.set_spool_depth_batches(spool.unacked_batches);
   hb.set_spool_depth_bytes(spool.bytes);
@@ -214,10 +200,8 @@ v1::AgentMessage ServerClient::MakeHeartbeat() const {
     hb.set_lines_read(s.lines_read);
     hb.set_events_parsed(s.events_parsed);
     hb.set_tailer_backlog_bytes(s.backlog_bytes);
-    const absl::Duration lag = std::max(absl::ZeroDuration(), s.tailer_lag);
-    hb.mutable_tailer_lag()->set_seconds(absl::ToInt64Seconds(lag));
-    hb.mutable_tailer_lag()->set_nanos(
-        static_cast<int32_t>(absl::ToInt64Nanoseconds(lag % absl::Seconds(1))));
+    *hb.mutable_tailer_lag() =
+        DurationToProto(std::max(absl::ZeroDuration(), s.tailer_lag));
     hb.set_local_fallback_bans(s.local_fallback_bans);
   }
   return m;
@@ -426,7 +410,7 @@ void ServerClient::ReadLoop(
         if (m.notice().has_retry_after()) {
           // Hostile input: clamped to [0, 10 min].
           const absl::Duration d =
-              std::clamp(FromProto(m.notice().retry_after()),
+              std::clamp(DurationFromProto(m.notice().retry_after()),
                          absl::ZeroDuration(), absl::Minutes(10));
           absl::MutexLock lock(&mu_);
           retry_after_ = d;
@@ -519,7 +503,7 @@ void ServerClient::QueueEnforced(const ApplyReport& report) {
   v1::EnforcedRevision& e = *m.mutable_enforced_revision();
   e.set_ban_list_epoch(report.epoch);
   e.set_revision(report.revision);
-  *e.mutable_applied_at() = Stamp(clock_.Now());
+  *e.mutable_applied_at() = TimeToProto(clock_.Now());
   e.set_entry_count(static_cast<uint32_t>(report.installed));
   for (const RefusedBan& r : report.refused) {
     if (e.errors_size() >= v1::kMaxApplyErrors) {
@@ -639,8 +623,9 @@ void ServerClient::OnPolicyHint(const v1::PolicyHint& hint) {
   }
   absl::MutexLock lock(&mu_);
   if (hint.has_heartbeat_interval()) {
-    heartbeat_interval_ = std::clamp(FromProto(hint.heartbeat_interval()),
-                                     absl::Seconds(5), absl::Seconds(300));
+    heartbeat_interval_ =
+        std::clamp(DurationFromProto(hint.heartbeat_interval()),
+                   absl::Seconds(5), absl::Seconds(300));
   }
   if (hint.has_max_unacked_batches()) {
     max_unacked_ = std::clamp<uint32_t>(hint.max_unacked_batches(), 1, 1024);

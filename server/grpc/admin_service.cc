@@ -39,24 +39,6 @@ constexpr size_t kMaxPageToken = 1024;
 // ---------------------------------------------------------------------------
 // Time
 
-void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
-  const int64_t ns = absl::ToUnixNanos(t);
-  int64_t s = ns / 1000000000;
-  int64_t n = ns % 1000000000;
-  if (n < 0) {
-    --s;
-    n += 1000000000;
-  }
-  out->set_seconds(s);
-  out->set_nanos(static_cast<int32_t>(n));
-}
-
-void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(ns / 1000000000);
-  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
-}
-
 absl::StatusOr<absl::Time> TimeField(std::string_view field,
                                      const google::protobuf::Timestamp& t) {
   // 0001-01-01 .. 9999-12-31, as google.protobuf.Timestamp defines.

@@ -53,24 +53,6 @@ std::optional<IpAddress> PeerIp(std::string_view peer) {
 
 using Op = JournalEntry::Op;
 
-void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
-  const int64_t ns = absl::ToUnixNanos(t);
-  int64_t seconds = ns / 1000000000;
-  int64_t nanos = ns % 1000000000;
-  if (nanos < 0) {
-    --seconds;
-    nanos += 1000000000;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(nanos));
-}
-
-void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
-  const int64_t ns = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(ns / 1000000000);
-  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
-}
-
 // Text for the agent: printable ASCII only (proto3 strings must be UTF-8,
 // and reasons may quote hostile input), at most `max` bytes.
 std::string SanitizeText(std::string_view text, size_t max) {
@@ -369,6 +351,11 @@ class AgentService::Stream final
   void HandleHello(const v1::Hello& hello);
   void HandleBatch(const v1::EventBatch& batch);
   void HandleEnforced(const v1::EnforcedRevision& enforced);
+  // agent_id_ (empty before the Hello), read under mu_.
+  std::string AgentId() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return agent_id_;
+  }
   void ProtocolError(grpc::StatusCode code, const std::string& message,
                      std::string_view reason);
   void ReadNext();
@@ -595,15 +582,9 @@ void AgentService::Stream::OnReadDone(bool ok) {
     case v1::AgentMessage::kEnforcedRevision:
       HandleEnforced(in_.enforced_revision());
       break;
-    case v1::AgentMessage::kHeartbeat: {  // liveness: last_seen_ above
-      std::string agent_id;
-      {
-        absl::MutexLock lock(&mu_);
-        agent_id = agent_id_;
-      }
-      service_.RecordHeartbeat(agent_id, in_.heartbeat());
+    case v1::AgentMessage::kHeartbeat:  // liveness: last_seen_ above
+      service_.RecordHeartbeat(AgentId(), in_.heartbeat());
       break;
-    }
     case v1::AgentMessage::kLocalBanReport:  // not recorded yet
     case v1::AgentMessage::PAYLOAD_NOT_SET:  // unknown variant: ignored
       break;
@@ -880,12 +861,7 @@ void AgentService::Stream::HandleEnforced(const v1::EnforcedRevision& e) {
   if (e.ban_list_epoch() != service_.options_.ban_list_epoch) {
     return;  // another lineage: its snapshot is on the way
   }
-  std::string agent_id;
-  {
-    absl::MutexLock lock(&mu_);
-    agent_id = agent_id_;
-  }
-  service_.distributor_.ReportEnforced(agent_id, e.revision());
+  service_.distributor_.ReportEnforced(AgentId(), e.revision());
 }
 
 void AgentService::Stream::Offer(IngestPipeline::Item item) {
@@ -1585,16 +1561,12 @@ void AgentService::RecordHeartbeat(const std::string& agent_id,
   // Hostile input: a duration or time outside these bounds is clamped, so a
   // broken agent clock shows as a large skew, never as garbage.
   constexpr absl::Duration kMaxReported = absl::Hours(24 * 365);
-  const absl::Duration lag =
-      std::clamp(absl::Seconds(hb.tailer_lag().seconds()) +
-                     absl::Nanoseconds(hb.tailer_lag().nanos()),
-                 absl::ZeroDuration(), kMaxReported);
-  absl::Duration skew = absl::ZeroDuration();
-  if (hb.has_agent_time()) {
-    skew = std::clamp(absl::FromUnixSeconds(hb.agent_time().seconds()) +
-                          absl::Nanoseconds(hb.agent_time().nanos()) - now,
-                      -kMaxReported, kMaxReported);
-  }
+  const absl::Duration lag = std::clamp(FromProto(hb.tailer_lag()),
+                                        absl::ZeroDuration(), kMaxReported);
+  const absl::Duration skew = hb.has_agent_time()
+                                  ? std::clamp(FromProto(hb.agent_time()) - now,
+                                               -kMaxReported, kMaxReported)
+                                  : absl::ZeroDuration();
   absl::MutexLock lock(&mu_);
   auto it = facts_.find(agent_id);
   if (it == facts_.end()) {

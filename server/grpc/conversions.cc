@@ -5,17 +5,34 @@
 #include "rampart/v1/limits.h"
 
 namespace rampart::server {
-namespace {
 
 absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
 void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
   const int64_t ns = absl::ToUnixNanos(t);
+  int64_t seconds = ns / 1000000000;
+  int64_t nanos = ns % 1000000000;
+  if (nanos < 0) {
+    --seconds;
+    nanos += 1000000000;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(nanos));
+}
+
+void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
   out->set_seconds(ns / 1000000000);
   out->set_nanos(static_cast<int32_t>(ns % 1000000000));
 }
+
+namespace {
 
 absl::StatusOr<EventKind> KindFromProto(v1::EventKind k) {
   switch (k) {

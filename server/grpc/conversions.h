@@ -27,6 +27,13 @@ namespace rampart::server {
 inline constexpr absl::Duration kMaxEventAge = absl::Hours(24 * 30);
 inline constexpr absl::Duration kMaxClockSkew = absl::Hours(24);
 
+// Well-known time types. The setters give valid messages (nanos in
+// [0, 1e9) for a Timestamp, the sign of the seconds for a Duration).
+absl::Time FromProto(const google::protobuf::Timestamp& t);
+absl::Duration FromProto(const google::protobuf::Duration& d);
+void SetTime(google::protobuf::Timestamp* out, absl::Time t);
+void SetDuration(google::protobuf::Duration* out, absl::Duration d);
+
 // One event from agent `agent_id`, validated against `now`.
 absl::StatusOr<AuthEvent> ToDomain(const v1::AuthEvent& event,
                                    std::string_view agent_id, absl::Time now);
