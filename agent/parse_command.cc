@@ -39,6 +39,11 @@ void AppendParsedLineJson(std::string* out, uint64_t line_number,
     AppendIsoTime(out, line.time);
   }
   out->append(dedup ? "\",\"dedup\":true" : "\",\"dedup\":false");
+  if (line.suspicion != Suspicion::kNone) {
+    out->append(",\"suspect\":\"");
+    out->append(SuspicionName(line.suspicion));
+    out->push_back('"');
+  }
   if (!file.empty()) {
     out->append(",\"file\":");
     AppendJsonString(out, file);
@@ -78,7 +83,9 @@ int RunParseCommand(const ParseCommandOptions& options, std::FILE* out,
       if (!*more) {
         break;
       }
-      if (!parser.Parse(line, &parsed)) {
+      // A cut line's end is not Domino's (an attacker's user name could end
+      // it with a forged address): never parsed, only counted.
+      if (truncated || !parser.Parse(line, &parsed)) {
         continue;
       }
       const bool is_dup = dedup.Observe(parsed);

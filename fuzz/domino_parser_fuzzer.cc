@@ -90,7 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(p.user.empty() ||
           (p.user.data() >= line.data() &&
            p.user.data() + p.user.size() <= line.data() + line.size()));
-    Check(p.user == q.user && p.ip == q.ip && p.has_time == q.has_time);
+    Check(p.user == q.user && p.ip == q.ip && p.has_time == q.has_time &&
+          p.suspicion == q.suspicion);
+    // A suspect line never carries an address (docs/parser.md).
+    Check(p.suspicion == rampart::agent::Suspicion::kNone || !p.ip.has_value());
     if (p.ip.has_value()) {
       const std::string canon = p.ip->ToString();
       const std::optional<IpAddress> again = IpAddress::Parse(canon);

@@ -271,6 +271,30 @@ enum class IpForm : uint8_t {
   kZone,       // IPv6 with "%eth0"
 };
 
+// What the parser makes of a user field that could have forged the address
+// (agent/domino/domino_parser.h, Suspicion): "" if it is trusted, else the
+// reason; such a line's truth has ip "" and "suspect":"<reason>".
+string_view SuspicionOf(string_view user) {
+  if (user.size() > 256) {
+    return "long_user";
+  }
+  for (char c : user) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) {
+      return "control_in_user";
+    }
+  }
+  for (string_view anchor :
+       {string_view("; connecting host"),
+        string_view(" authentication failure using internet password"),
+        string_view(" logged in from")}) {
+    if (user.find(anchor) != string_view::npos) {
+      return "marker_in_user";
+    }
+  }
+  return "";
+}
+
 // A masked or invalid address in a failure line (truth ip "").
 enum class Mask : uint8_t { kNone, kXs, kInvalid, kEmpty };
 
@@ -481,7 +505,8 @@ class Run {
   void StartLine(Task task, bool single_space = false);
   void FinishLine();
   void AddTruth(EventKind kind, Protocol protocol, string_view ip,
-                string_view user, bool dedup, int host, bool hostile);
+                string_view user, bool dedup, int host, bool hostile,
+                string_view suspect = "");
   void Flush();
 
   // Addresses.
@@ -875,7 +900,12 @@ void Run::Flush() {
 }
 
 void Run::AddTruth(EventKind kind, Protocol protocol, string_view ip,
-                   string_view user, bool dedup, int host, bool hostile) {
+                   string_view user, bool dedup, int host, bool hostile,
+                   string_view suspect) {
+  if (!suspect.empty()) {
+    ip = "";  // the parser drops the address; nobody is counted
+    host = -1;
+  }
   ++stats_.recognised_lines;
   ++stats_.recognised_by_kind[static_cast<size_t>(kind)];
   if (hostile) {
@@ -928,7 +958,13 @@ void Run::AddTruth(EventKind kind, Protocol protocol, string_view ip,
   AppendJsonString(&truth_, user);
   truth_.append(",\"time\":\"");
   truth_.append(iso_);
-  truth_.append(dedup ? "\",\"dedup\":true}\n" : "\",\"dedup\":false}\n");
+  truth_.append(dedup ? "\",\"dedup\":true" : "\",\"dedup\":false");
+  if (!suspect.empty()) {
+    truth_.append(",\"suspect\":\"");
+    truth_.append(suspect);
+    truth_.push_back('"');
+  }
+  truth_.append("}\n");
 }
 
 // --- addresses ---------------------------------------------------------------
@@ -1100,6 +1136,10 @@ void Run::EmitAttempt(int host, Protocol protocol, string_view user,
       ip_slot_user || (lock && user == "IP Address") ? string_view() : user;
   const string_view ip = mask == Mask::kNone ? string_view(h.canonical) : "";
   const int counted_host = mask == Mask::kNone ? host : -1;
+  // The address the parser reports for a line with user field `u`.
+  const auto line_ip = [&](string_view u) {
+    return SuspicionOf(u).empty() ? ip : string_view();
+  };
   const IpForm form = PickForm(h);
 
   // Keep this attempt from pairing with an earlier line by accident (same
@@ -1111,7 +1151,7 @@ void Run::EmitAttempt(int host, Protocol protocol, string_view user,
   const auto first_key = [&] {
     return PairTracker::Key{.task_family = !want_inet,
                             .protocol = protocol,
-                            .ip = ip,
+                            .ip = line_ip(want_inet ? inet_user : user),
                             .sec = cs_ / 100,
                             .user = want_inet ? inet_user : user};
   };
@@ -1157,13 +1197,14 @@ void Run::EmitAttempt(int host, Protocol protocol, string_view user,
     FinishLine();
     const PairTracker::Key key = {.task_family = false,
                                   .protocol = protocol,
-                                  .ip = ip,
+                                  .ip = line_ip(inet_user),
                                   .sec = cs_ / 100,
                                   .user = inet_user};
     const bool dedup = tracker_.Observe(key);
     stats_.unexpected_dedup += dedup ? 1 : 0;
     AddTruth(lock ? EventKind::kLockout : EventKind::kAuthFailure, protocol, ip,
-             inet_user, dedup, counted_host, hostile && !ip_slot_user);
+             inet_user, dedup, counted_host, hostile && !ip_slot_user,
+             SuspicionOf(inet_user));
     stats_.attack_lines += attacker ? 1 : 0;
     stats_.masked_ip_lines += mask == Mask::kNone ? 0 : 1;
   }
@@ -1217,7 +1258,7 @@ void Run::EmitAttempt(int host, Protocol protocol, string_view user,
     FinishLine();
     const PairTracker::Key key = {.task_family = true,
                                   .protocol = protocol,
-                                  .ip = ip,
+                                  .ip = line_ip(user),
                                   .sec = cs_ / 100,
                                   .user = user};
     const bool dedup = tracker_.Observe(key);
@@ -1226,7 +1267,7 @@ void Run::EmitAttempt(int host, Protocol protocol, string_view user,
     }
     stats_.pairs += dedup && want_inet ? 1 : 0;
     AddTruth(EventKind::kAuthFailure, protocol, ip, user, dedup, counted_host,
-             hostile);
+             hostile, SuspicionOf(user));
     stats_.attack_lines += attacker ? 1 : 0;
     stats_.masked_ip_lines += mask == Mask::kNone ? 0 : 1;
   }
@@ -1260,7 +1301,7 @@ void Run::EmitSuccess(int host, Protocol protocol, string_view user,
   AppendIp(&log_, h, PickForm(h));
   FinishLine();
   AddTruth(EventKind::kAuthSuccess, protocol, h.canonical, user, false, host,
-           hostile);
+           hostile, SuspicionOf(user));
 }
 
 void Run::EmitLegitSuccess(Protocol protocol) {

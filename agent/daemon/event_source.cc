@@ -3,13 +3,21 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace rampart::agent {
 namespace {
-constexpr size_t kMaxUserBytes = 256;
+constexpr size_t kMaxUserBytes = kMaxTrustedUserBytes;
+
+// The first 10 drops of a kind are logged, then every power of two: an
+// attacker who writes millions of such lines cannot flood the agent's log,
+// and the counters hold the exact numbers.
+bool ShouldLog(uint64_t count) {
+  return count <= 10 || (count & (count - 1)) == 0;
+}
 }  // namespace
 
 EventSource::EventSource(const EventSourceOptions& options, Spool& spool,
@@ -20,7 +28,20 @@ EventSource::EventSource(const EventSourceOptions& options, Spool& spool,
       positions_(positions),
       encoder_(encoder),
       clock_(clock),
-      max_events_(std::clamp(options.max_events_per_batch, 1, 5000)) {}
+      max_events_(std::clamp(options.max_events_per_batch, 1, 5000)) {
+  if (options.metrics != nullptr) {
+    constexpr std::string_view kHelp =
+        "Log lines not turned into events because their address could be "
+        "forged: cut (over-long or unterminated) or a suspect user field.";
+    dropped_[0] = &options.metrics->GetCounter(
+        "rampart_agent_log_lines_dropped_total", kHelp, {{"reason", "cut"}});
+    for (int i = 1; i < kSuspicionCount; ++i) {
+      dropped_[i] = &options.metrics->GetCounter(
+          "rampart_agent_log_lines_dropped_total", kHelp,
+          {{"reason", std::string(SuspicionName(static_cast<Suspicion>(i)))}});
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<EventSource>> EventSource::Create(
     const EventSourceOptions& options, Spool& spool, PositionStore& positions,
@@ -64,11 +85,48 @@ absl::StatusOr<std::unique_ptr<EventSource>> EventSource::Create(
   return source;
 }
 
+void EventSource::Dropped(const Source& source, const TailLine& line,
+                          std::string_view reason, uint64_t count,
+                          metrics::Counter* counter) {
+  if (counter != nullptr) {
+    counter->Increment();
+  }
+  if (ShouldLog(count)) {
+    // The line is attacker-controlled: only an escaped, bounded excerpt.
+    RAMPART_LOG(Warning) << "ignoring a line of " << source.config.path
+                         << " at offset " << line.offset << " (" << reason
+                         << ", " << count << " so far): \""
+                         << absl::CHexEscape(absl::string_view(
+                                line.text.data(),
+                                std::min<size_t>(line.text.size(), 120)))
+                         << (line.text.size() > 120 ? "\"..." : "\"");
+  }
+}
+
 bool EventSource::OnLine(Source& source, const TailLine& line) {
   ++stats_.lines;
   positions_dirty_ = true;
+  if (line.truncated || line.unterminated) {
+    // Never parse a cut line: what ends it is not Domino's text, so an
+    // attacker's user name could end it with "; connecting host <victim>".
+    ++stats_.cut_lines;
+    Dropped(source, line,
+            line.truncated ? "longer than the line cap, cut"
+                           : "no line end, possibly cut",
+            stats_.cut_lines, dropped_[0]);
+    return true;
+  }
   ParsedLine parsed;
   if (!source.parser->Parse(line.text, &parsed)) {
+    return true;
+  }
+  if (parsed.suspicion != Suspicion::kNone) {
+    const int i = static_cast<int>(parsed.suspicion);
+    ++stats_.suspect_lines[i];
+    Dropped(
+        source, line,
+        "suspect user field: " + std::string(SuspicionName(parsed.suspicion)),
+        stats_.suspect_lines[i], dropped_[i]);
     return true;
   }
   if (source.dedup.Observe(parsed)) {

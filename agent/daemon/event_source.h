@@ -40,6 +40,7 @@
 #include "agent/tail/position_store.h"
 #include "agent/tail/tailer.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 
 namespace rampart::agent {
 
@@ -65,12 +66,22 @@ struct EventSourceOptions {
   std::function<void(const AgentEvent&, uint64_t pending_sequence)> observer;
   // Called after every successful Append (wakes the sender). Optional.
   std::function<void()> on_sealed;
+  // Where rampart_agent_log_lines_dropped_total{reason} is counted.
+  // Optional (tests); must outlive the EventSource.
+  metrics::Registry* metrics = nullptr;
 };
 
 struct EventSourceStats {
   uint64_t lines = 0;
   uint64_t events = 0;
   uint64_t deduplicated = 0;
+  // Lines never parsed because the tailer cut them (longer than its cap) or
+  // delivered them without their '\n' (the end of a rotated or wrapped
+  // file): their end is not Domino's, so no address is taken from them.
+  uint64_t cut_lines = 0;
+  // Recognised lines dropped because their user field could have forged the
+  // address (ParsedLine::suspicion), by Suspicion value.
+  uint64_t suspect_lines[kSuspicionCount] = {};
   uint64_t batches = 0;
   uint64_t append_errors = 0;
   uint64_t position_errors = 0;
@@ -132,6 +143,10 @@ class EventSource {
 
   // Handles one line; returns false when the open batch is full.
   bool OnLine(Source& source, const TailLine& line);
+  // Counts and logs (rate-limited) a line not turned into an event.
+  void Dropped(const Source& source, const TailLine& line,
+               std::string_view reason, uint64_t count,
+               metrics::Counter* counter);
   // Appends the open batch (if any) and saves positions.
   absl::Status Seal();
   void SavePositions();
@@ -142,6 +157,8 @@ class EventSource {
   PositionStore& positions_;
   const BatchEncoder& encoder_;
   Clock& clock_;
+  // Null without options.metrics; [0] cut, [1 + Suspicion - 1] suspect.
+  metrics::Counter* dropped_[kSuspicionCount] = {};
 
   std::vector<Source> sources_;
   int max_events_;

@@ -30,6 +30,47 @@ constexpr string_view kLoggedInConnecting = " logged in; connecting host";
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// Texts the address is anchored on; a user field holding one of them could
+// have forged the address (if the line was cut after it).
+constexpr string_view kAnchors[] = {
+    "; connecting host", " authentication failure using internet password",
+    " logged in from"};
+
+// A control byte other than TAB (which ends no line and moves no text).
+bool IsControl(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (u < 0x20 && c != '\t') || u == 0x7f;
+}
+
+// Checks the attacker-controlled user field of a line whose address was
+// read after it; clears the address of a suspect line.
+void CheckUser(ParsedLine* out) {
+  const string_view user = out->user;
+  Suspicion why = Suspicion::kNone;
+  if (user.size() > kMaxTrustedUserBytes) {
+    why = Suspicion::kLongUser;
+  } else {
+    for (char c : user) {
+      if (IsControl(c)) {
+        why = Suspicion::kControlInUser;
+        break;
+      }
+    }
+    if (why == Suspicion::kNone) {
+      for (string_view a : kAnchors) {
+        if (user.find(a) != string_view::npos) {
+          why = Suspicion::kMarkerInUser;
+          break;
+        }
+      }
+    }
+  }
+  if (why != Suspicion::kNone) {
+    out->suspicion = why;
+    out->ip = std::nullopt;
+  }
+}
+
 // Reads 1..max_digits decimal digits at s[*pos]; returns the digit count.
 int ReadNumber(string_view s, size_t* pos, int max_digits, int* value) {
   int n = 0;
@@ -103,6 +144,7 @@ void SplitUserHost(string_view rest, string_view marker, ParsedLine* out) {
   if (m != string_view::npos) {
     out->user = rest.substr(0, m);
     out->ip = ParseHost(rest.substr(m + marker.size()));
+    CheckUser(out);
     return;
   }
   // Empty user written with a single space: "for user ; connecting host X".
@@ -114,6 +156,7 @@ void SplitUserHost(string_view rest, string_view marker, ParsedLine* out) {
   }
   out->user = rest;  // recognised, but no address: non-actionable
   out->ip = std::nullopt;
+  CheckUser(out);
 }
 
 // Family A / A-lock. `body` follows "<proto>: ".
@@ -146,6 +189,7 @@ bool ParseInternetPassword(string_view body, Protocol protocol,
   out->protocol = protocol;
   out->family = LineFamily::kInternetPassword;
   out->user = body;
+  CheckUser(out);
   return true;
 }
 
@@ -249,14 +293,45 @@ std::string_view DateOrderName(DateOrder order) {
 DominoParser::DominoParser(const DominoParserOptions& options)
     : options_(options), order_(options.date_order) {}
 
+std::string_view SuspicionName(Suspicion suspicion) {
+  switch (suspicion) {
+    case Suspicion::kNone:
+      return "none";
+    case Suspicion::kLongUser:
+      return "long_user";
+    case Suspicion::kControlInUser:
+      return "control_in_user";
+    case Suspicion::kMarkerInUser:
+      return "marker_in_user";
+    case Suspicion::kPadded:
+      return "padded";
+  }
+  return "none";
+}
+
 bool DominoParser::Parse(std::string_view line, ParsedLine* out) {
-  while (!line.empty() &&
-         (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+  // Every blank ParseHost would strip counts, so padding cannot hide in
+  // '\v' or '\f' either.
+  size_t blanks = 0;
+  while (!line.empty() && IsAsciiSpace(line.back())) {
     line.remove_suffix(1);
+    ++blanks;
   }
   out->has_time = false;
+  out->suspicion = Suspicion::kNone;
   ParseHeader(&line, out);
-  return ParseMessage(line, out);
+  if (!ParseMessage(line, out)) {
+    return false;
+  }
+  const bool has_user = out->family == LineFamily::kInternetPassword ||
+                        out->family == LineFamily::kServerTask ||
+                        out->family == LineFamily::kSuccess;
+  if (has_user && blanks > kMaxTrailingBlanks &&
+      out->suspicion == Suspicion::kNone) {
+    out->suspicion = Suspicion::kPadded;
+    out->ip = std::nullopt;
+  }
+  return true;
 }
 
 void DominoParser::ParseHeader(std::string_view* line, ParsedLine* out) {
@@ -455,6 +530,7 @@ bool DominoParser::ParseMessage(std::string_view msg, ParsedLine* out) const {
         out->family = LineFamily::kSuccess;
         out->user = r.substr(0, m);
         out->ip = ParseHost(r.substr(m + marker.size()));
+        CheckUser(out);
         return true;
       }
     }

@@ -57,6 +57,40 @@ enum class LineFamily : uint8_t {
   kSuccess,           // F
 };
 
+// Why the address of a recognised line was not trusted (docs/parser.md,
+// "The user name is hostile"). The address is read from the right, after
+// Domino's fixed text; it can only be wrong if the line was cut after an
+// attacker-written copy of that text. These shapes are what such a forgery
+// needs, and no real account name has them, so the address is dropped
+// (ip = nullopt) and the agent counts and logs the line instead of
+// reporting it.
+enum class Suspicion : uint8_t {
+  kNone,
+  // The user field is longer than kMaxTrustedUserBytes: room for a forged
+  // tail before a cut.
+  kLongUser,
+  // The user field holds a control byte (NUL, ESC, CR, ...: < 0x20 except
+  // TAB, or 0x7F).
+  kControlInUser,
+  // The user field holds the text the parser anchors the address on
+  // ("; connecting host", the internet-password trailer, "logged in from").
+  kMarkerInUser,
+  // More than kMaxTrailingBlanks blank bytes end the line: padding that
+  // would push a forged tail to a cut point.
+  kPadded,
+};
+inline constexpr int kSuspicionCount = 5;
+// "none", "long_user", "control_in_user", "marker_in_user", "padded"
+// (metric label values).
+std::string_view SuspicionName(Suspicion suspicion);
+
+// Longest user field whose line's address is trusted. Real account names
+// are far shorter; the agent also reports at most this many bytes.
+inline constexpr size_t kMaxTrustedUserBytes = 256;
+// Most blank bytes (space, tab, CR, ...) a trusted line may end with; a
+// CRLF line with a stray space or two stays trusted.
+inline constexpr size_t kMaxTrailingBlanks = 4;
+
 // One recognised line. `user` is a view into the parsed line and is valid only
 // as long as the line's bytes are.
 struct ParsedLine {
@@ -69,6 +103,8 @@ struct ParsedLine {
   // Attacker-controlled bytes, verbatim (not validated as UTF-8). Empty for
   // C/D/E and for IP-based lockouts ("IP Address" in the user slot).
   std::string_view user;
+  // Set (and ip cleared) when the line has a shape only a forgery needs.
+  Suspicion suspicion = Suspicion::kNone;
   // Local wall-clock time of the line (Domino writes no zone). Meaningful
   // only if has_time.
   bool has_time = false;
@@ -79,9 +115,13 @@ class DominoParser {
  public:
   explicit DominoParser(const DominoParserOptions& options);
 
-  // Parses one line without its trailing '\n' (a trailing '\r' and spaces are
-  // ignored). Returns true and fills *out if the line is one of the enabled
-  // families; returns false (leaving *out unspecified) otherwise.
+  // Parses one line without its trailing '\n' (trailing blanks, e.g. the
+  // '\r' of CRLF, are ignored; more than kMaxTrailingBlanks make the line
+  // suspect). Returns true and fills *out if the line is one of the enabled
+  // families (out->ip cleared and out->suspicion set if the user field could
+  // have forged the address); returns false (leaving *out unspecified)
+  // otherwise. A line must be complete: callers drop lines their reader cut
+  // (LineReader/Tailer `truncated`) instead of parsing them.
   // Linear in line.size(); never allocates.
   bool Parse(std::string_view line, ParsedLine* out);
 

@@ -41,6 +41,12 @@ std::string Json(const std::string& kind, const std::string& protocol,
          time + "\",\"dedup\":false}";
 }
 
+// `json` with the address dropped as suspect (Suspicion name `why`).
+std::string Suspect(std::string json, const std::string& why) {
+  json.insert(json.size() - 1, ",\"suspect\":\"" + why + "\"");
+  return json;
+}
+
 constexpr DominoParserOptions kDmy{.date_order = DateOrder::kDmy};
 constexpr DominoParserOptions kMdy{.date_order = DateOrder::kMdy};
 constexpr DominoParserOptions kSuccess{.successes = true};
@@ -269,35 +275,114 @@ const Case kCases[] = {
      "06.03.2024 10:15:32   smtp: a [203.0.113.66] authentication failure "
      "using internet password [198.51.100.7] authentication failure using "
      "internet password",
-     Json("auth_failure", "smtp", "198.51.100.7",
-          "a [203.0.113.66] authentication failure using internet password",
-          "2024-03-06T10:15:32")},
+     Suspect(Json("auth_failure", "smtp", "",
+                  "a [203.0.113.66] authentication failure using internet "
+                  "password",
+                  "2024-03-06T10:15:32"),
+             "marker_in_user")},
     {"b_user_with_fake_host",
      "2024-03-06 10:15:32   SMTP Server: Authentication failed for user a ; "
      "connecting host 203.0.113.99 ; connecting host 198.51.100.7",
-     Json("auth_failure", "smtp", "198.51.100.7",
-          "a ; connecting host 203.0.113.99", "2024-03-06T10:15:32")},
+     Suspect(Json("auth_failure", "smtp", "",
+                  "a ; connecting host 203.0.113.99", "2024-03-06T10:15:32"),
+             "marker_in_user")},
     {"b_empty_host_does_not_expose_marker_in_user",
      "2024-03-06 10:15:32   SMTP Server: Authentication failed for user "
      "admin ; connecting host 203.0.113.99 ; connecting host ",
-     Json("auth_failure", "smtp", "", "admin ; connecting host 203.0.113.99",
-          "2024-03-06T10:15:32")},
+     Suspect(
+         Json("auth_failure", "smtp", "",
+              "admin ; connecting host 203.0.113.99", "2024-03-06T10:15:32"),
+         "marker_in_user")},
     {"f_imap_empty_ip_does_not_expose_marker_in_user",
      "2024-03-06 10:15:34   IMAP Server: x logged in from 203.0.113.99 "
      "logged in from ",
-     Json("auth_success", "imap", "", "x logged in from 203.0.113.99",
-          "2024-03-06T10:15:34"),
+     Suspect(Json("auth_success", "imap", "", "x logged in from 203.0.113.99",
+                  "2024-03-06T10:15:34"),
+             "marker_in_user"),
      kSuccess},
     {"b_user_contains_f_phrase_is_still_b",
      "2024-03-06 10:15:32   IMAP Server: Authentication failed for user x "
      "logged in from 203.0.113.99 ; connecting host 198.51.100.7",
-     Json("auth_failure", "imap", "198.51.100.7",
-          "x logged in from 203.0.113.99", "2024-03-06T10:15:32"),
+     Suspect(Json("auth_failure", "imap", "", "x logged in from 203.0.113.99",
+                  "2024-03-06T10:15:32"),
+             "marker_in_user"),
      kSuccess},
     {"user_quotes_backslash_control",
      std::string("06.03.2024 10:15:32   smtp: a\"b\\c\x01 [192.0.2.4] "
                  "authentication failure using internet password"),
-     Json("auth_failure", "smtp", "192.0.2.4", "a\\\"b\\\\c\\u0001",
+     Suspect(Json("auth_failure", "smtp", "", "a\\\"b\\\\c\\u0001",
+                  "2024-03-06T10:15:32"),
+             "control_in_user")},
+    // --- Issue 16 item 2: shapes only a forged address needs. The address
+    // is dropped (the agent counts the line instead of reporting it); the
+    // victim 203.0.113.99 is never the result.
+    {"padded_forged_tail",
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user ; "
+     "connecting host 203.0.113.99" +
+         std::string(64, ' '),
+     Suspect(Json("auth_failure", "smtp", "", "", "2024-03-06T10:15:32"),
+             "padded")},
+    {"padded_with_vertical_tabs",
+     "06.03.2024 10:15:32   smtp: a [203.0.113.99] authentication failure "
+     "using internet password" +
+         std::string(8, '\v'),
+     Suspect(Json("auth_failure", "smtp", "", "a", "2024-03-06T10:15:32"),
+             "padded")},
+    {"user_of_256_bytes_is_trusted",
+     "06.03.2024 10:15:32   smtp: " + std::string(256, 'u') +
+         " [198.51.100.7] authentication failure using internet password",
+     Json("auth_failure", "smtp", "198.51.100.7", std::string(256, 'u'),
+          "2024-03-06T10:15:32")},
+    {"user_of_257_bytes_is_suspect",
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user " +
+         std::string(257, 'u') + " ; connecting host 203.0.113.99",
+     Suspect(Json("auth_failure", "smtp", "", std::string(257, 'u'),
+                  "2024-03-06T10:15:32"),
+             "long_user")},
+    {"nul_in_user",
+     std::string("06.03.2024 10:15:32   smtp: a\0b [203.0.113.99] "
+                 "authentication failure using internet password",
+                 93),
+     Suspect(
+         Json("auth_failure", "smtp", "", "a\\u0000b", "2024-03-06T10:15:32"),
+         "control_in_user")},
+    {"esc_in_user",
+     "06.03.2024 10:15:32   smtp: a\x1b[2K [203.0.113.99] authentication "
+     "failure using internet password",
+     Suspect(
+         Json("auth_failure", "smtp", "", "a\\u001b[2K", "2024-03-06T10:15:32"),
+         "control_in_user")},
+    // A bare CR does not end a line (only '\n' does), and a user field
+    // holding one cannot pass a copy of Domino's own line.
+    {"bare_cr_before_a_forged_b_line",
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user x\r"
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user y ; "
+     "connecting host 203.0.113.99 ; connecting host 198.51.100.7",
+     Suspect(Json("auth_failure", "smtp", "",
+                  "x\\r2024-03-06 10:15:32   SMTP Server: Authentication "
+                  "failed for user y ; connecting host 203.0.113.99",
+                  "2024-03-06T10:15:32"),
+             "control_in_user")},
+    {"user_forging_an_ip_lockout",
+     "06.03.2024 10:16:02   http: IP Address [203.0.113.99] authentication "
+     "failure using internet password: User is locked out [198.51.100.7] "
+     "authentication failure using internet password",
+     Suspect(Json("auth_failure", "http", "",
+                  "IP Address [203.0.113.99] authentication failure using "
+                  "internet password: User is locked out",
+                  "2024-03-06T10:16:02"),
+             "marker_in_user")},
+    // A second address in the user field is harmless: the address is read
+    // from the right, and the attacker's own one is taken.
+    {"a_second_address_in_user",
+     "06.03.2024 10:15:32   smtp: 203.0.113.99 [203.0.113.99] [198.51.100.7] "
+     "authentication failure using internet password",
+     Json("auth_failure", "smtp", "198.51.100.7", "203.0.113.99 [203.0.113.99]",
+          "2024-03-06T10:15:32")},
+    {"b_second_address_in_user",
+     "2024-03-06 10:15:32   SMTP Server: Authentication failed for user "
+     "[203.0.113.99] 203.0.113.99 ; connecting host [198.51.100.7]",
+     Json("auth_failure", "smtp", "198.51.100.7", "[203.0.113.99] 203.0.113.99",
           "2024-03-06T10:15:32")},
     {"user_utf8",
      "06.03.2024 10:15:32   smtp: J\xC3\xBCrgen M\xC3\xBCller [192.0.2.4] "
@@ -445,7 +530,9 @@ TEST(DominoParserTest, HugeHostileUserIsHandledWhole) {
   DominoParser parser(DominoParserOptions{});
   ParsedLine p;
   ASSERT_TRUE(parser.Parse(line, &p));
-  EXPECT_EQ(p.ip->ToString(), "198.51.100.7");
+  // Recognised whole, but a user field that long is suspect: no address.
+  EXPECT_FALSE(p.ip.has_value());
+  EXPECT_EQ(p.suspicion, Suspicion::kLongUser);
   EXPECT_EQ(p.user, user);
 }
 
