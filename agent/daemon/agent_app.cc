@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "agent/firewall/firewall_factory.h"
+#include "agent/firewall/linux_network_address_source.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -110,15 +111,28 @@ absl::StatusOr<std::unique_ptr<AgentApp>> AgentApp::Create(
     app->owned_host_source_ = std::make_unique<IfaddrsHostAddressSource>();
     hosts = app->owned_host_source_.get();
   }
+  NetworkAddressSource* network = env.network_addresses;
+  if (network == nullptr) {
+    app->owned_network_source_ = std::make_unique<LinuxNetworkAddressSource>();
+    network = app->owned_network_source_.get();
+  }
+  const EnforcementLimitsConfig& limits = config.limits;
   app->guard_ = std::make_unique<Guard>(
       GuardOptions{.allowlist = config.allowlist,
-                   .server_addresses = ServerAddresses(config.servers)},
-      hosts);
+                   .server_addresses = ServerAddresses(config.servers),
+                   .protect_gateways = limits.protect_gateway,
+                   .protect_dns_resolvers = limits.protect_dns_resolvers,
+                   .min_prefix_v4 = limits.min_prefix_v4,
+                   .min_prefix_v6 = limits.min_prefix_v6},
+      hosts, network);
   ASSIGN_OR_RETURN(
       app->enforcer_,
       Enforcer::Create(
-          EnforcerOptions{.state_dir = config.state_dir,
-                          .remove_on_stop = !config.leave_rules_on_stop},
+          EnforcerOptions{
+              .state_dir = config.state_dir,
+              .remove_on_stop = !config.leave_rules_on_stop,
+              .max_blocked_ipv4_addresses = limits.max_blocked_ipv4_addresses,
+              .max_blocked_ipv6_subnets = limits.max_blocked_ipv6_subnets},
           *firewall, *app->guard_, clock, *env.metrics));
   app->keeper_ = std::make_unique<BanListKeeper>(*app->enforcer_);
   app->fallback_ =
@@ -156,6 +170,7 @@ absl::StatusOr<std::unique_ptr<AgentApp>> AgentApp::Create(
       .observer = [self](const AgentEvent& e,
                          uint64_t seq) { self->fallback_->Observe(e, seq); },
       .on_sealed = [self] { self->client_->Wake(); },
+      .metrics = env.metrics,
   };
   ASSIGN_OR_RETURN(app->source_,
                    EventSource::Create(so, *app->spool_, *app->positions_,

@@ -42,6 +42,7 @@
 #include "agent/firewall/firewall.h"
 #include "agent/firewall/guard.h"
 #include "agent/firewall/host_address_source.h"
+#include "agent/firewall/network_address_source.h"
 #include "agent/spool/spool.h"
 #include "agent/tail/change_notifier.h"
 #include "agent/tail/position_store.h"
@@ -59,6 +60,8 @@ struct AgentEnvironment {
   // host address list instead of getifaddrs. Must outlive the app.
   Firewall* firewall = nullptr;
   HostAddressSource* host_addresses = nullptr;
+  // Gateways and DNS resolvers instead of LinuxNetworkAddressSource.
+  NetworkAddressSource* network_addresses = nullptr;
   // Backoff jitter source in [0, 1); default: a generator seeded by the OS.
   std::function<double()> uniform01;
   // Run the loop thread (production). Tests set false and call PollOnce().
@@ -107,6 +110,7 @@ class AgentApp {
 
   std::unique_ptr<Firewall> owned_firewall_;
   std::unique_ptr<HostAddressSource> owned_host_source_;
+  std::unique_ptr<NetworkAddressSource> owned_network_source_;
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<Enforcer> enforcer_;
   std::unique_ptr<BanListKeeper> keeper_;

@@ -35,7 +35,9 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
           {"firewall",
            {"backend", "leave_rules_on_stop", "repair_interval",
             "nftables_table", "exec_add", "exec_remove", "exec_flush",
-            "netsh_output_dir"}},
+            "netsh_output_dir", "min_prefix_ipv4", "min_prefix_ipv6",
+            "max_blocked_ipv4_addresses", "max_blocked_ipv6_subnets",
+            "protect_gateway", "protect_dns_resolvers"}},
           {"batch", {"max_events", "flush_interval"}},
           {"spool", {"max_bytes", "fsync"}},
           {"reconnect", {"backoff_min", "backoff_max", "heartbeat_interval"}},
@@ -322,6 +324,25 @@ absl::Status ReadRoot(const YAML::Node& root, AgentConfig* c) {
         } else if (k == "exec_flush") {
           ASSIGN_OR_RETURN(c->firewall.exec.flush_command,
                            GetStringList(p.second, path));
+        } else if (k == "min_prefix_ipv4") {
+          ASSIGN_OR_RETURN(int64_t n, GetInt(p.second, path, 8, 32));
+          c->limits.min_prefix_v4 = static_cast<int>(n);
+        } else if (k == "min_prefix_ipv6") {
+          ASSIGN_OR_RETURN(int64_t n, GetInt(p.second, path, 16, 128));
+          c->limits.min_prefix_v6 = static_cast<int>(n);
+        } else if (k == "max_blocked_ipv4_addresses") {
+          ASSIGN_OR_RETURN(int64_t n,
+                           GetInt(p.second, path, 1, int64_t{1} << 32));
+          c->limits.max_blocked_ipv4_addresses = static_cast<uint64_t>(n);
+        } else if (k == "max_blocked_ipv6_subnets") {
+          ASSIGN_OR_RETURN(int64_t n,
+                           GetInt(p.second, path, 1, int64_t{1} << 48));
+          c->limits.max_blocked_ipv6_subnets = static_cast<uint64_t>(n);
+        } else if (k == "protect_gateway") {
+          ASSIGN_OR_RETURN(c->limits.protect_gateway, GetBool(p.second, path));
+        } else if (k == "protect_dns_resolvers") {
+          ASSIGN_OR_RETURN(c->limits.protect_dns_resolvers,
+                           GetBool(p.second, path));
         } else {
           ASSIGN_OR_RETURN(c->firewall.netsh.output_dir,
                            GetString(p.second, path));

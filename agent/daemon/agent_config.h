@@ -58,6 +58,27 @@ struct LocalFallbackConfig {
   int max_bans = 1000;
 };
 
+// What the agent refuses to enforce, whatever the server's list says
+// (docs/agent.md "Guard"; issue 16 item 7). Refusals are logged and counted
+// in rampart_agent_firewall_guard_refused_total{reason}.
+struct EnforcementLimitsConfig {
+  // Bans wider than these are refused. YAML firewall.min_prefix_ipv4
+  // [8, 32], default 16; firewall.min_prefix_ipv6 [16, 128], default 32
+  // (the server's own limits for automatic and operator bans).
+  int min_prefix_v4 = 16;
+  int min_prefix_v6 = 32;
+  // Caps on what the list may block in total (IPv4 addresses, IPv6 /64s).
+  // YAML firewall.max_blocked_ipv4_addresses [1, 2^32], default 2^24;
+  // firewall.max_blocked_ipv6_subnets [1, 2^48], default 2^40.
+  uint64_t max_blocked_ipv4_addresses = uint64_t{1} << 24;
+  uint64_t max_blocked_ipv6_subnets = uint64_t{1} << 40;
+  // Never ban the default gateways / the DNS resolvers of the host
+  // (/proc/net/route, /etc/resolv.conf). YAML firewall.protect_gateway,
+  // firewall.protect_dns_resolvers. Default true.
+  bool protect_gateway = true;
+  bool protect_dns_resolvers = true;
+};
+
 struct AgentConfig {
   // Rampart servers "HOST:PORT", tried in order (failover). At least one.
   // YAML servers; flag --server (repeatable, replaces the list).
@@ -94,6 +115,9 @@ struct AgentConfig {
   // Drift repair period, [10s, 1d]. YAML firewall.repair_interval.
   // Default 60s.
   absl::Duration repair_interval = absl::Seconds(60);
+  // Agent-side limits on the server's list. YAML firewall.min_prefix_*,
+  // firewall.max_blocked_*, firewall.protect_*.
+  EnforcementLimitsConfig limits;
   // Never banned, whatever the server says. YAML allowlist (CIDRs).
   std::vector<IpPrefix> allowlist;
   // Seal a batch at this many events, [1, 5000]. YAML batch.max_events.

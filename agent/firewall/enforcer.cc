@@ -17,6 +17,22 @@ constexpr const char* kKindNames[4] = {"snapshot", "delta", "refresh",
 
 std::string Str(const absl::Status& s) { return std::string(s.ToString()); }
 
+// What a prefix counts against EnforcerOptions' caps: IPv4 addresses, IPv6
+// /64 subnets. Clamped at 2^50 (above any cap) so sums cannot overflow.
+uint64_t Weight(const IpPrefix& p) {
+  const int host_bits = p.address().is_v4() ? 32 - p.length() : 64 - p.length();
+  if (host_bits <= 0) {
+    return 1;
+  }
+  return host_bits >= 50 ? uint64_t{1} << 50 : uint64_t{1} << host_bits;
+}
+
+// Refusal logs: the first 10 of a reason, then every power of two (a hostile
+// list of a million bans must not flood the log; the counters are exact).
+bool ShouldLogRefusal(uint64_t count) {
+  return count <= 10 || (count & (count - 1)) == 0;
+}
+
 }  // namespace
 
 Enforcer::Metrics::Metrics(metrics::Registry& r)
@@ -127,6 +143,7 @@ void Enforcer::ClearList() {
   items_.clear();
   prefixes_.clear();
   active_lengths_ = {};
+  active_weight_ = {};
   expiries_.clear();
   refused_.clear();
   installed_count_ = 0;
@@ -159,10 +176,15 @@ void Enforcer::SetRefused(PrefixMap::iterator it,
     if (refusal.has_value()) {
       refused_.insert(it->first);
       if (!was_refused) {
-        metrics_.refused[static_cast<int>(refusal->reason)]->Increment(
-            st.ids.size());
-        RAMPART_LOG(Warning) << "not enforcing " << it->first.ToString() << ": "
-                             << refusal->ToString();
+        metrics::Counter& counter =
+            *metrics_.refused[static_cast<int>(refusal->reason)];
+        counter.Increment(st.ids.size());
+        if (ShouldLogRefusal(counter.Value())) {
+          RAMPART_LOG(Warning)
+              << "not enforcing " << it->first.ToString() << ": "
+              << refusal->ToString() << " (" << counter.Value() << " "
+              << GuardReasonName(refusal->reason) << " refusals so far)";
+        }
       }
     } else {
       refused_.erase(it->first);
@@ -171,9 +193,37 @@ void Enforcer::SetRefused(PrefixMap::iterator it,
   const int fam = FamilyIndex(it->first.address());
   if (was_active && !st.active()) {
     --active_lengths_[fam][it->first.length()];
+    Weigh(it->first, -1);
   } else if (!was_active && st.active()) {
     ++active_lengths_[fam][it->first.length()];
+    Weigh(it->first, +1);
   }
+}
+
+void Enforcer::Weigh(const IpPrefix& p, int sign) {
+  uint64_t& w = active_weight_[FamilyIndex(p.address())];
+  const uint64_t d = Weight(p);
+  w = sign > 0 ? w + d : (w >= d ? w - d : 0);
+}
+
+std::optional<GuardRefusal> Enforcer::Limits(
+    PrefixMap::const_iterator it) const {
+  const IpPrefix& p = it->first;
+  if (std::optional<GuardRefusal> r = guard_.Check(p)) {
+    return r;
+  }
+  const bool v4 = p.address().is_v4();
+  const uint64_t cap = v4 ? options_.max_blocked_ipv4_addresses
+                          : options_.max_blocked_ipv6_subnets;
+  uint64_t others = active_weight_[FamilyIndex(p.address())];
+  if (it->second.active()) {
+    others -= std::min(others, Weight(p));
+  }
+  if (others + Weight(p) > cap) {
+    return GuardRefusal{
+        .reason = GuardReason::kCapacity, .protected_prefix = p, .limit = cap};
+  }
+  return std::nullopt;
 }
 
 void Enforcer::InsertItem(const BanItem& item,
@@ -192,7 +242,8 @@ void Enforcer::InsertItem(const BanItem& item,
     st.ids.push_back(item.id);
     st.refused.reset();
     ++active_lengths_[FamilyIndex(item.prefix.address())][item.prefix.length()];
-    SetRefused(it, guard_.Check(item.prefix));
+    Weigh(item.prefix, +1);
+    SetRefused(it, Limits(it));
   } else {
     st.ids.push_back(item.id);
     if (st.refused.has_value()) {
@@ -221,6 +272,7 @@ void Enforcer::EraseItem(uint64_t id, absl::btree_set<IpPrefix>* touched) {
   items_.erase(item_it);
   if (was_active && !st.active()) {
     --active_lengths_[FamilyIndex(item.prefix.address())][item.prefix.length()];
+    Weigh(item.prefix, -1);
   }
   if (st.ids.empty() && st.refused.has_value()) {
     refused_.erase(item.prefix);
@@ -477,7 +529,7 @@ absl::Status Enforcer::Start() {
   const absl::Time start = clock_.Now();
   for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
     if (!it->second.ids.empty()) {
-      SetRefused(it, guard_.Check(it->first));
+      SetRefused(it, Limits(it));
     }
   }
   PruneExpired(start, nullptr);
@@ -624,7 +676,7 @@ absl::StatusOr<RepairReport> Enforcer::Repair() {
     PruneExpired(start, nullptr);
     for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
       if (!it->second.ids.empty()) {
-        SetRefused(it, guard_.Check(it->first));
+        SetRefused(it, Limits(it));
       }
     }
     const std::vector<FirewallEntry> want = RecomputeAll();

@@ -77,6 +77,13 @@ struct EnforcerOptions {
   // the bans stay enforced (and the kernel keeps expiring them) while the
   // agent is stopped or being upgraded.
   bool remove_on_stop = false;
+  // Caps on what the enforced list may block, summed over the distinct
+  // enforced prefixes (a prefix inside another counts again): IPv4
+  // addresses, and IPv6 /64 subnets (a longer IPv6 prefix counts as one).
+  // A ban that would pass the cap is refused (GuardReason::kCapacity) until
+  // a Repair() finds room. Defaults 2^24 (256 /16s) and 2^40 (256 /32s).
+  uint64_t max_blocked_ipv4_addresses = uint64_t{1} << 24;
+  uint64_t max_blocked_ipv6_subnets = uint64_t{1} << 40;
 };
 
 // A ban of the list the Guard refused.
@@ -232,6 +239,12 @@ class Enforcer {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecomputeMergedExpiry(PrefixState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The Guard's verdict on `it`'s prefix, then the capacity cap (the
+  // prefix's own weight excluded from the sum if it is active).
+  std::optional<GuardRefusal> Limits(PrefixMap::const_iterator it) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds (+1) or removes (-1) `p`'s weight from active_weight_.
+  void Weigh(const IpPrefix& p, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True if an active prefix other than `p` contains `p`.
   bool Covered(const IpPrefix& p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -292,6 +305,9 @@ class Enforcer {
   // Active prefixes per (family, length), so Covered() probes only lengths
   // in use.
   std::array<std::array<int, 129>, 2> active_lengths_ ABSL_GUARDED_BY(mu_){};
+  // Sum of the weights (EnforcerOptions caps) of the active prefixes, per
+  // family (saturating).
+  std::array<uint64_t, 2> active_weight_ ABSL_GUARDED_BY(mu_){};
   // (expiry, id) of every expiring item.
   absl::btree_set<std::pair<absl::Time, uint64_t>> expiries_
       ABSL_GUARDED_BY(mu_);

@@ -45,6 +45,13 @@ std::string_view Describe(GuardReason reason) {
       return "server address";
     case GuardReason::kAllowlist:
       return "allowlist entry";
+    case GuardReason::kGateway:
+      return "default gateway";
+    case GuardReason::kDnsResolver:
+      return "DNS resolver";
+    case GuardReason::kTooWide:
+    case GuardReason::kCapacity:
+      break;
   }
   return "protected";
 }
@@ -67,13 +74,32 @@ std::string_view GuardReasonName(GuardReason reason) {
       return "server_address";
     case GuardReason::kAllowlist:
       return "allowlist";
+    case GuardReason::kTooWide:
+      return "too_wide";
+    case GuardReason::kGateway:
+      return "gateway";
+    case GuardReason::kDnsResolver:
+      return "dns_resolver";
+    case GuardReason::kCapacity:
+      return "capacity";
   }
   return "unknown";
 }
 
 std::string GuardRefusal::ToString() const {
-  return absl::StrFormat("overlaps %s %s", Describe(reason),
-                         protected_prefix.ToString());
+  switch (reason) {
+    case GuardReason::kTooWide:
+      return absl::StrFormat("is wider than the agent's limit /%d",
+                             static_cast<int>(limit));
+    case GuardReason::kCapacity:
+      return absl::StrFormat(
+          "would block more than the agent's cap of %d %s", limit,
+          protected_prefix.address().is_v4() ? "IPv4 addresses"
+                                             : "IPv6 /64 subnets");
+    default:
+      return absl::StrFormat("overlaps %s %s", Describe(reason),
+                             protected_prefix.ToString());
+  }
 }
 
 void Guard::Index::Insert(const IpPrefix& p, GuardReason reason) {
@@ -82,19 +108,26 @@ void Guard::Index::Insert(const IpPrefix& p, GuardReason reason) {
   }
 }
 
-Guard::Guard(const GuardOptions& options, HostAddressSource* host_addresses)
-    : options_(options), host_source_(host_addresses) {
+Guard::Guard(const GuardOptions& options, HostAddressSource* host_addresses,
+             NetworkAddressSource* network)
+    : options_(options), host_source_(host_addresses), network_(network) {
   absl::MutexLock lock(&mu_);
-  index_ = BuildIndex({});
+  index_ = BuildIndex();
 }
 
-Guard::Index Guard::BuildIndex(const std::vector<IpAddress>& host) const {
+Guard::Index Guard::BuildIndex() const {
   Index index;
   for (const Special& s : kSpecials) {
     index.Insert(MustParse(s.prefix), s.reason);
   }
-  for (const IpAddress& a : host) {
+  for (const IpAddress& a : host_addresses_) {
     index.Insert(IpPrefix::Host(a), GuardReason::kHostAddress);
+  }
+  for (const IpAddress& a : gateways_) {
+    index.Insert(IpPrefix::Host(a), GuardReason::kGateway);
+  }
+  for (const IpAddress& a : resolvers_) {
+    index.Insert(IpPrefix::Host(a), GuardReason::kDnsResolver);
   }
   for (const IpAddress& a : options_.server_addresses) {
     index.Insert(IpPrefix::Host(a), GuardReason::kServerAddress);
@@ -106,24 +139,62 @@ Guard::Index Guard::BuildIndex(const std::vector<IpAddress>& host) const {
 }
 
 absl::Status Guard::RefreshHostAddresses() {
-  std::vector<IpAddress> host;
-  if (options_.protect_host_addresses && host_source_ != nullptr) {
-    absl::StatusOr<std::vector<IpAddress>> got = host_source_->HostAddresses();
-    if (!got.ok()) {
-      return got.status();
+  absl::Status first_error;
+  // Reads one list; nullopt (keep the old one) on error.
+  const auto read =
+      [&](bool wanted, bool available,
+          const auto& get) -> std::optional<std::vector<IpAddress>> {
+    if (!wanted || !available) {
+      return std::vector<IpAddress>();
     }
-    host = *std::move(got);
-    std::sort(host.begin(), host.end());
-    host.erase(std::unique(host.begin(), host.end()), host.end());
-  }
-  Index index = BuildIndex(host);
+    absl::StatusOr<std::vector<IpAddress>> got = get();
+    if (!got.ok()) {
+      first_error.Update(got.status());
+      return std::nullopt;
+    }
+    std::vector<IpAddress> list = *std::move(got);
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
+    return list;
+  };
+  std::optional<std::vector<IpAddress>> host =
+      read(options_.protect_host_addresses, host_source_ != nullptr,
+           [&] { return host_source_->HostAddresses(); });
+  std::optional<std::vector<IpAddress>> gateways =
+      read(options_.protect_gateways, network_ != nullptr,
+           [&] { return network_->DefaultGateways(); });
+  std::optional<std::vector<IpAddress>> resolvers =
+      read(options_.protect_dns_resolvers, network_ != nullptr,
+           [&] { return network_->DnsResolvers(); });
   absl::MutexLock lock(&mu_);
-  host_addresses_ = std::move(host);
-  index_ = std::move(index);
-  return absl::OkStatus();
+  if (host.has_value()) {
+    host_addresses_ = *std::move(host);
+  }
+  if (gateways.has_value()) {
+    gateways_ = *std::move(gateways);
+  }
+  if (resolvers.has_value()) {
+    resolvers_ = *std::move(resolvers);
+  }
+  index_ = BuildIndex();
+  return first_error;
+}
+
+std::optional<GuardRefusal> Guard::CheckWidth(const IpPrefix& prefix) const {
+  const int min = prefix.address().is_v4() ? options_.min_prefix_v4
+                                           : options_.min_prefix_v6;
+  if (prefix.length() < min) {
+    return GuardRefusal{.reason = GuardReason::kTooWide,
+                        .protected_prefix = prefix,
+                        .limit = static_cast<uint64_t>(min)};
+  }
+  return std::nullopt;
 }
 
 std::optional<GuardRefusal> Guard::Check(const IpPrefix& prefix) const {
+  if (std::optional<GuardRefusal> wide = CheckWidth(prefix)) {
+    return wide;
+  }
   absl::MutexLock lock(&mu_);
   const int fam = FamilyIndex(prefix.address());
   // A protected prefix containing the ban (or equal to it), widest first.

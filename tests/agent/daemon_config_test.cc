@@ -127,6 +127,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "must not exceed"},
         BadCase{"local_fallback: {activate_after: 5s}", "outside"},
         BadCase{"local_fallback: {failures: 1}", "outside [3, 10000]"},
+        BadCase{"firewall: {min_prefix_ipv4: 4}", "outside [8, 32]"},
+        BadCase{"firewall: {min_prefix_ipv6: 8}", "outside [16, 128]"},
+        BadCase{"firewall: {max_blocked_ipv4_addresses: 0}", "outside"},
+        BadCase{"firewall: {max_blocked_ipv6_subnets: -1}", "outside"},
+        BadCase{"firewall: {protect_gateway: maybe}", "true or false"},
+        BadCase{"firewall: {min_prefix_ipv5: 16}",
+                "did you mean \"min_prefix_ipv4\""},
         BadCase{"servers: [a:1", "YAML"},
         BadCase{"- a\n- b", "must be a map"}));
 
@@ -195,6 +202,34 @@ TEST(AgentConfigTest, DefaultAgentIdIsTheHostName) {
   } else {
     EXPECT_THAT(Msg(s), HasSubstr("host name"));
   }
+}
+
+// Issue 16 item 7: the agent's own limits on the server's list.
+TEST(AgentConfigTest, EnforcementLimits) {
+  absl::StatusOr<AgentConfig> d = ParseAgentConfig("");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->limits.min_prefix_v4, 16);
+  EXPECT_EQ(d->limits.min_prefix_v6, 32);
+  EXPECT_EQ(d->limits.max_blocked_ipv4_addresses, uint64_t{1} << 24);
+  EXPECT_EQ(d->limits.max_blocked_ipv6_subnets, uint64_t{1} << 40);
+  EXPECT_TRUE(d->limits.protect_gateway);
+  EXPECT_TRUE(d->limits.protect_dns_resolvers);
+  absl::StatusOr<AgentConfig> c = ParseAgentConfig(R"(
+firewall:
+  min_prefix_ipv4: 24
+  min_prefix_ipv6: 48
+  max_blocked_ipv4_addresses: 100000
+  max_blocked_ipv6_subnets: 4096
+  protect_gateway: false
+  protect_dns_resolvers: false
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->limits.min_prefix_v4, 24);
+  EXPECT_EQ(c->limits.min_prefix_v6, 48);
+  EXPECT_EQ(c->limits.max_blocked_ipv4_addresses, 100000u);
+  EXPECT_EQ(c->limits.max_blocked_ipv6_subnets, 4096u);
+  EXPECT_FALSE(c->limits.protect_gateway);
+  EXPECT_FALSE(c->limits.protect_dns_resolvers);
 }
 
 TEST(AgentConfigTest, KeysAreListed) {

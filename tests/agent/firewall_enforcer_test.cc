@@ -14,6 +14,7 @@
 #include "agent/firewall/enforced_state_store.h"
 #include "agent/firewall/enforcer.h"
 #include "agent/firewall/host_address_source.h"
+#include "agent/firewall/network_address_source.h"
 #include "agent/firewall/prefix_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,8 +22,10 @@
 namespace rampart::agent {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAreArray;
 
@@ -360,6 +363,83 @@ TEST_F(EnforcerTest, RepairReevaluatesTheGuardWhenHostAddressesChange) {
   ASSERT_TRUE(rep.ok());
   EXPECT_EQ(rep->added, 1u);
   EXPECT_THAT(firewall_.Prefixes(), ElementsAre(P("203.0.113.0/24")));
+}
+
+// Issue 16 item 7: a list from a hostile or broken server cannot block more
+// than the agent's caps, nor ranges wider than its minimum prefix, nor the
+// host's gateway / resolvers; each refusal is counted (and logged).
+TEST_F(EnforcerTest, CapsTheTotalNumberOfBlockedAddresses) {
+  // 256 + 256 + 1 IPv4 addresses fit under 600; the next /24 does not.
+  auto e = Make(EnforcerOptions{.max_blocked_ipv4_addresses = 600,
+                                .max_blocked_ipv6_subnets = 2});
+  ASSERT_TRUE(e->Start().ok());
+  absl::StatusOr<ApplyReport> r =
+      e->ApplySnapshot(1, 1,
+                       {Ban(1, "203.0.113.0/24"), Ban(2, "203.0.112.0/24"),
+                        Ban(3, "198.51.100.7"), Ban(4, "198.51.101.0/24"),
+                        Ban(5, "2001:db8:1::/64"), Ban(6, "2001:db8:2::/64"),
+                        Ban(7, "2001:db8:3::/64"), Ban(8, "2001:db8:4::1")});
+  ASSERT_TRUE(r.ok()) << r.status();
+  // IPv6 counts /64s (a /128 is one): two fit, the third and fourth not.
+  ASSERT_THAT(r->refused, SizeIs(3));
+  EXPECT_EQ(r->refused[0].id, 4u);
+  EXPECT_EQ(r->refused[0].refusal.reason, GuardReason::kCapacity);
+  EXPECT_EQ(r->refused[0].refusal.ToString(),
+            "would block more than the agent's cap of 600 IPv4 addresses");
+  EXPECT_EQ(r->refused[1].id, 7u);
+  EXPECT_EQ(r->refused[2].id, 8u);
+  EXPECT_EQ(r->refused[2].refusal.ToString(),
+            "would block more than the agent's cap of 2 IPv6 /64 subnets");
+  EXPECT_EQ(CounterValue("rampart_agent_firewall_guard_refused_total",
+                         {{"reason", "capacity"}}),
+            3u);
+  EXPECT_THAT(firewall_.Prefixes(), Not(Contains(P("198.51.101.0/24"))));
+  EXPECT_THAT(firewall_.Prefixes(), Contains(P("203.0.113.0/24")));
+
+  // Room comes back when bans go; the next repair enforces what now fits.
+  ASSERT_TRUE(e->ApplyDelta(1, 1, 2, {Remove(1)}).ok());
+  absl::StatusOr<RepairReport> rep = e->Repair();
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_THAT(firewall_.Prefixes(), Contains(P("198.51.101.0/24")));
+  EXPECT_THAT(firewall_.Prefixes(), Not(Contains(P("203.0.113.0/24"))));
+}
+
+TEST_F(EnforcerTest, RefusesTooWideBansAndTheGatewayWithoutFailing) {
+  struct Net : NetworkAddressSource {
+    absl::StatusOr<std::vector<IpAddress>> DefaultGateways() override {
+      return std::vector<IpAddress>{A("203.0.113.1")};
+    }
+    absl::StatusOr<std::vector<IpAddress>> DnsResolvers() override {
+      return std::vector<IpAddress>{A("198.51.100.53")};
+    }
+  } net;
+  Guard guard(GuardOptions{}, &host_, &net);
+  auto made = Enforcer::Create({}, firewall_, guard, clock_, metrics_);
+  ASSERT_TRUE(made.ok());
+  Enforcer& e = **made;
+  ASSERT_TRUE(e.Start().ok());
+  absl::StatusOr<ApplyReport> r =
+      e.ApplySnapshot(1, 1,
+                      {Ban(1, "0.0.0.0/0"), Ban(2, "10.0.0.0/8"),
+                       Ban(3, "::/0"), Ban(4, "203.0.113.0/24"),
+                       Ban(5, "198.51.100.53"), Ban(6, "198.51.100.7")});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(firewall_.Prefixes(), ElementsAre(P("198.51.100.7")));
+  ASSERT_THAT(r->refused, SizeIs(5));
+  EXPECT_EQ(r->refused[0].refusal.reason, GuardReason::kTooWide);
+  EXPECT_EQ(r->refused[1].refusal.reason, GuardReason::kTooWide);
+  EXPECT_EQ(r->refused[2].refusal.reason, GuardReason::kTooWide);
+  EXPECT_EQ(r->refused[3].refusal.reason, GuardReason::kGateway);
+  EXPECT_EQ(r->refused[4].refusal.reason, GuardReason::kDnsResolver);
+  EXPECT_EQ(CounterValue("rampart_agent_firewall_guard_refused_total",
+                         {{"reason", "too_wide"}}),
+            3u);
+  EXPECT_EQ(CounterValue("rampart_agent_firewall_guard_refused_total",
+                         {{"reason", "gateway"}}),
+            1u);
+  EXPECT_EQ(CounterValue("rampart_agent_firewall_guard_refused_total",
+                         {{"reason", "dns_resolver"}}),
+            1u);
 }
 
 TEST_F(EnforcerTest, RefreshExpiresAndUncoversLongerLivedBans) {
