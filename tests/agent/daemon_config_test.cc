@@ -1,6 +1,8 @@
 // AgentConfig loader: defaults, every section, strictness (unknown keys with
 // line:col and did-you-mean, durations with units, ranges) and flags.
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "agent/daemon/agent_config.h"
@@ -230,6 +232,26 @@ firewall:
   EXPECT_EQ(c->limits.max_blocked_ipv6_subnets, 4096u);
   EXPECT_FALSE(c->limits.protect_gateway);
   EXPECT_FALSE(c->limits.protect_dns_resolvers);
+}
+
+// The shipped example is a valid file whose limits are the defaults.
+TEST(AgentConfigTest, ExampleFileParsesWithDefaultLimits) {
+  std::ifstream in(std::string(RAMPART_SOURCE_DIR) +
+                   "/deploy/rampart-agent.example.yaml");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<AgentConfig> c = ParseAgentConfig(text.str());
+  ASSERT_TRUE(c.ok()) << c.status();
+  const EnforcementLimitsConfig defaults;
+  EXPECT_EQ(c->limits.min_prefix_v4, defaults.min_prefix_v4);
+  EXPECT_EQ(c->limits.min_prefix_v6, defaults.min_prefix_v6);
+  EXPECT_EQ(c->limits.max_blocked_ipv4_addresses,
+            defaults.max_blocked_ipv4_addresses);
+  EXPECT_EQ(c->limits.max_blocked_ipv6_subnets,
+            defaults.max_blocked_ipv6_subnets);
+  EXPECT_TRUE(c->limits.protect_gateway);
+  EXPECT_TRUE(c->limits.protect_dns_resolvers);
 }
 
 TEST(AgentConfigTest, KeysAreListed) {
