@@ -255,8 +255,10 @@ for h in "${hosts[@]}"; do
     --summary "$d/summary.jsonl" --truth "$d/truth.jsonl" \
     -o "$d/generated.log" 2>"$d/loggen.log"
   # Events the agent must send: every recognised line except the second
-  # line of an A+B pair (one attempt, counted once).
-  expected_events=$((expected_events + $(grep -c '"dedup":false' "$d/truth.jsonl")))
+  # line of an A+B pair (one attempt, counted once) and the lines whose
+  # hostile user field makes the address untrustworthy ("suspect": the agent
+  # counts and drops them, docs/agent.md "Hostile lines").
+  expected_events=$((expected_events + $(grep '"dedup":false' "$d/truth.jsonl" | grep -vc '"suspect"')))
   (cd "$d/replay" && split -n l/8 -d -a 1 ../generated.log chunk.)
   cat >"$d/agent.yaml" <<EOF
 servers: ["$grpc_at"]
