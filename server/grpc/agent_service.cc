@@ -587,13 +587,26 @@ void AgentService::Stream::RecheckIdentity() {
 void AgentService::Stream::OnReadDone(bool ok) {
   const ReactionScope reaction(this);
   if (!ok) {
-    // The agent closed its side (or the stream broke: OnCancel follows).
-    // Acknowledge what is in flight, then end.
+    // The agent closed its side, sent a message that does not parse, or the
+    // stream broke (OnCancel follows). Acknowledge what is in flight, then
+    // end; before a Hello that is a protocol error.
     Ops ops;
+    bool before_hello = false;
     {
       absl::MutexLock lock(&mu_);
-      RequestFinishLocked(grpc::Status::OK, /*graceful=*/true);
+      before_hello =
+          phase_ == Phase::kAwaitHello && !finish_status_.has_value();
+      RequestFinishLocked(
+          before_hello
+              ? grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                             "the stream ended, or sent a message that does "
+                             "not parse, before its Hello")
+              : grpc::Status::OK,
+          /*graceful=*/!before_hello);
       ops = TakeOpsLocked(false);
+    }
+    if (before_hello) {
+      service_.Rejected("no_hello").Increment();
     }
     Execute(std::move(ops));
     return;
