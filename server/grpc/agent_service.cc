@@ -413,8 +413,10 @@ class AgentService::Stream final
   uint64_t spool_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;  // RegisterAgent() done
   absl::Time opened_ ABSL_GUARDED_BY(mu_);        // Start() (hello_timeout)
-  // The client certificate the Hello was authenticated with (mutual TLS).
+  // The client certificate the Hello was authenticated with (mutual TLS),
+  // and the peer it came from (for logs; the call may be gone later).
   std::optional<PeerCertificate> cert_ ABSL_GUARDED_BY(mu_);
+  std::string peer_ ABSL_GUARDED_BY(mu_);
   uint64_t distributor_handle_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_seen_ ABSL_GUARDED_BY(mu_);
 
@@ -568,6 +570,7 @@ void AgentService::Stream::CheckIdle(absl::Time now) {
 void AgentService::Stream::RecheckIdentity() {
   std::optional<PeerCertificate> cert;
   std::string agent_id;
+  std::string peer;
   {
     absl::MutexLock lock(&mu_);
     if (done_ || finish_status_.has_value() || !registered_) {
@@ -575,9 +578,9 @@ void AgentService::Stream::RecheckIdentity() {
     }
     cert = cert_;
     agent_id = agent_id_;
+    peer = peer_;
   }
-  if (grpc::Status auth =
-          service_.AuthenticatePeer(cert, agent_id, context_->peer());
+  if (grpc::Status auth = service_.AuthenticatePeer(cert, agent_id, peer);
       !auth.ok()) {
     service_.Rejected("unauthenticated").Increment();
     Terminate(auth);
@@ -705,6 +708,7 @@ void AgentService::Stream::HandleHello(const v1::Hello& hello) {
     agent_id_ = agent_id;
     spool_epoch_ = spool_epoch;
     cert_ = cert;
+    peer_ = peer;
     phase_ = Phase::kCatchingUp;
   }
   // Only now does the stream count as an agent (max_agents).
