@@ -67,6 +67,11 @@ std::string ConfigYaml(int agents) {
 limits:
   max_agents: %d
   heartbeat_timeout: 1h
+  # Every simulated agent connects at once, from 127.0.0.1, many per
+  # connection: lift the caps on streams awaiting their Hello.
+  max_unauthenticated_streams: 100000
+  max_unauthenticated_streams_per_address: 100000
+  max_unauthenticated_streams_per_connection: 100000
   # Measure ingest, not the per-agent abuse limits (docs/security.md).
   agent_events_per_second: 1000000
   agent_events_burst: 10000000

@@ -101,6 +101,11 @@ std::string ConfigYaml(int agents) {
 limits:
   max_agents: %d
   heartbeat_timeout: 1h
+  # Every simulated agent connects at once, from 127.0.0.1, many per
+  # connection: lift the caps on streams awaiting their Hello.
+  max_unauthenticated_streams: 100000
+  max_unauthenticated_streams_per_address: 100000
+  max_unauthenticated_streams_per_connection: 100000
   # One sender causes every ban: lift the per-agent cap (docs/security.md).
   agent_new_bans_per_minute: 100000
 )",

@@ -304,7 +304,13 @@ absl::Status ServerApp::Impl::Start() {
   const AgentServiceOptions agent_options{
       .server_id = HostName(),
       .ban_list_epoch = ban_list_epoch,
-      .max_streams = config.limits.max_agents,
+      .max_agents = config.limits.max_agents,
+      .hello_timeout = config.limits.hello_timeout,
+      .max_unauthenticated_streams = config.limits.max_unauthenticated_streams,
+      .max_unauthenticated_streams_per_address =
+          config.limits.max_unauthenticated_streams_per_address,
+      .max_unauthenticated_streams_per_connection =
+          config.limits.max_unauthenticated_streams_per_connection,
       .max_message_bytes = config.limits.max_message_bytes,
       .heartbeat_timeout = config.limits.heartbeat_timeout,
       .max_outbound_messages =

@@ -119,6 +119,13 @@ constexpr Key<Limits> kLimitsKeys[] = {
     {"agent_events_burst", &Limits::agent_events_burst, 1, 10'000'000},
     {"agent_new_bans_per_minute", &Limits::agent_new_bans_per_minute, 1,
      100'000},
+    {"hello_timeout", &Limits::hello_timeout, 1, 300},
+    {"max_unauthenticated_streams", &Limits::max_unauthenticated_streams, 1,
+     100'000},
+    {"max_unauthenticated_streams_per_address",
+     &Limits::max_unauthenticated_streams_per_address, 1, 100'000},
+    {"max_unauthenticated_streams_per_connection",
+     &Limits::max_unauthenticated_streams_per_connection, 1, 100'000},
 };
 
 constexpr std::string_view kRootKeys[] = {

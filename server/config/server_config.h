@@ -202,9 +202,9 @@ struct ServerConfig {
 
   // --- limits: --------------------------------------------------------------
   struct Limits {
-    // limits.max_agents: most concurrently connected agent streams; more are
-    // refused with RESOURCE_EXHAUSTED (AgentServiceOptions::max_streams).
-    // 1..100000.
+    // limits.max_agents: most concurrently connected (authenticated) agents;
+    // a Hello beyond it is refused with RESOURCE_EXHAUSTED
+    // (AgentServiceOptions::max_agents). 1..100000.
     int max_agents = 5000;
     // limits.max_message_bytes: largest gRPC message accepted or sent (any
     // RPC). 4 MiB (the protocol's floor) .. 64 MiB.
@@ -244,6 +244,18 @@ struct ServerConfig {
     // rampart_correlator_bans_withheld_total{reason="capped"} counts it.
     // 1..100000.
     int agent_new_bans_per_minute = 60;
+    // limits.hello_timeout: an agent stream that sent no Hello this long
+    // after it opened ends with DEADLINE_EXCEEDED; also the TLS handshake
+    // timeout of the listener (AgentServiceOptions::hello_timeout). 1s..5m.
+    absl::Duration hello_timeout = absl::Seconds(10);
+    // limits.max_unauthenticated_streams / ..._per_address /
+    // ..._per_connection: agent streams whose Hello is not yet accepted, in
+    // all, per source address and per HTTP/2 connection; further streams are
+    // refused at once with RESOURCE_EXHAUSTED. Only authenticated streams
+    // count against max_agents. 1..100000 each.
+    int max_unauthenticated_streams = 512;
+    int max_unauthenticated_streams_per_address = 32;
+    int max_unauthenticated_streams_per_connection = 4;
   };
   Limits limits;
 

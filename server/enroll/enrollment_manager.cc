@@ -241,37 +241,58 @@ absl::StatusOr<EnrolledCertificate> EnrollmentManager::Enroll(
         "enrollment is disabled on this server (no tls.ca_key_file)");
   }
   const std::string presented = pki::HashEnrollmentToken(token);
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before, Get(agent_id));
-  const absl::Time now = clock_.Now();
-  // Compare first (constant time), then decide, so that every failure costs
-  // the same.
-  const bool hash_ok = before.has_value() &&
-                       pki::ConstantTimeEquals(presented, before->token_sha256);
-  if (!hash_ok || before->token_used || before->token_sha256.empty() ||
-      now >= before->token_expires) {
-    return BadToken();
+  bool stored = false;  // a certificate was stored for agent_id
+  absl::StatusOr<EnrolledCertificate> issued =
+      [&]() -> absl::StatusOr<EnrolledCertificate> {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(std::optional<AgentEnrollment> before, Get(agent_id));
+    const absl::Time now = clock_.Now();
+    // Compare first (constant time), then decide, so that every failure
+    // costs the same.
+    const bool hash_ok =
+        before.has_value() &&
+        pki::ConstantTimeEquals(presented, before->token_sha256);
+    if (!hash_ok || before->token_used || before->token_sha256.empty() ||
+        now >= before->token_expires) {
+      return BadToken();
+    }
+    if (before->revoked) {
+      return absl::PermissionDeniedError(
+          absl::StrFormat("agent %s is revoked", std::string(agent_id)));
+    }
+    ASSIGN_OR_RETURN(pki::SignedCertificate cert,
+                     ca_->SignCsr(csr_pem, agent_id, now, options_.cert_ttl));
+    AgentEnrollment next = *before;
+    next.token_used = true;
+    next.cert_serial = cert.info.serial_hex;
+    next.cert_sha256 = cert.info.sha256_hex;
+    next.cert_not_after = cert.info.not_after;
+    next.enrolled_at = now;
+    RETURN_IF_ERROR(Put(next));
+    stored = true;
+    RETURN_IF_ERROR(Audit(std::string("agent:") + std::string(agent_id),
+                          "agent.enrolled", agent_id, before, next, peer));
+    return EnrolledCertificate{
+        .certificate_chain_pem = std::move(cert.certificate_pem),
+        .ca_bundle_pem = ca_->ca_pem(),
+        .not_after = cert.info.not_after,
+    };
+  }();
+  if (stored) {
+    // The certificate it replaced (re-enrollment) is refused from now on:
+    // end a stream still using it. Outside mu_: the listener authenticates.
+    absl::ReaderMutexLock lock(&listener_mu_);
+    if (listener_ != nullptr) {
+      listener_(std::string(agent_id));
+    }
   }
-  if (before->revoked) {
-    return absl::PermissionDeniedError(
-        absl::StrFormat("agent %s is revoked", std::string(agent_id)));
-  }
-  ASSIGN_OR_RETURN(pki::SignedCertificate cert,
-                   ca_->SignCsr(csr_pem, agent_id, now, options_.cert_ttl));
-  AgentEnrollment next = *before;
-  next.token_used = true;
-  next.cert_serial = cert.info.serial_hex;
-  next.cert_sha256 = cert.info.sha256_hex;
-  next.cert_not_after = cert.info.not_after;
-  next.enrolled_at = now;
-  RETURN_IF_ERROR(Put(next));
-  RETURN_IF_ERROR(Audit(std::string("agent:") + std::string(agent_id),
-                        "agent.enrolled", agent_id, before, next, peer));
-  return EnrolledCertificate{
-      .certificate_chain_pem = std::move(cert.certificate_pem),
-      .ca_bundle_pem = ca_->ca_pem(),
-      .not_after = cert.info.not_after,
-  };
+  return issued;
+}
+
+void EnrollmentManager::SetCertificateListener(
+    std::function<void(const std::string& agent_id)> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
 }
 
 absl::Status EnrollmentManager::Authenticate(
@@ -280,6 +301,12 @@ absl::Status EnrollmentManager::Authenticate(
     return absl::UnauthenticatedError(
         "a client certificate is required on the agent stream: enroll the "
         "agent (rampart-agent enroll; docs/security.md)");
+  }
+  if (clock_.Now() >= cert->not_after) {
+    return absl::UnauthenticatedError(absl::StrFormat(
+        "the client certificate of agent %s expired at %s: re-enroll the "
+        "agent (rampartctl agents enroll --reenroll)",
+        std::string(agent_id), FormatRfc3339(cert->not_after)));
   }
   if (cert->common_name != agent_id) {
     return absl::PermissionDeniedError(absl::StrFormat(

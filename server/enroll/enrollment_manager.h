@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,9 @@ struct EnrollmentManagerOptions {
 struct PeerCertificate {
   std::string common_name;
   std::string sha256_hex;
+  // The end of its validity; Authenticate refuses it from then on (by the
+  // injected clock) and AgentService ends a live stream at that time.
+  absl::Time not_after = absl::InfiniteFuture();
 };
 
 struct IssuedToken {
@@ -114,11 +118,21 @@ class EnrollmentManager {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // The agent listener's check for a Hello claiming `agent_id`:
-  // UNAUTHENTICATED without a client certificate; PERMISSION_DENIED when the
+  // UNAUTHENTICATED without a client certificate or once the certificate's
+  // not_after has passed (by the injected clock); PERMISSION_DENIED when the
   // certificate's CN is not agent_id, the agent has no enrollment, is
   // revoked, or the certificate is not the one issued to it.
   absl::Status Authenticate(const std::optional<PeerCertificate>& cert,
                             std::string_view agent_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `listener(agent_id)` runs after every Enroll that stored a certificate
+  // for agent_id, so that a stream still using the certificate it replaced
+  // can be ended (AgentService). It runs on the enrolling thread, after the
+  // record is stored and without mu_ held; it must not block. Null removes
+  // it; when this returns, no call of the previous listener is running.
+  void SetCertificateListener(
+      std::function<void(const std::string& agent_id)> listener)
+      ABSL_LOCKS_EXCLUDED(listener_mu_);
 
   // Marks the agent revoked (reason 1..256 bytes). NOT_FOUND if it has no
   // record. Returns the revocation time. Audited as "agent.revoke".
@@ -149,6 +163,10 @@ class EnrollmentManager {
   // Every record by agent id, once LoadRecords() ran (write-through).
   std::optional<absl::flat_hash_map<std::string, AgentEnrollment>> cache_
       ABSL_GUARDED_BY(mu_);
+  // Held (shared) while the listener runs, exclusively to replace it.
+  absl::Mutex listener_mu_;
+  std::function<void(const std::string&)> listener_
+      ABSL_GUARDED_BY(listener_mu_);
   absl::Mutex rate_mu_;
   absl::flat_hash_map<std::string, std::deque<absl::Time>> attempts_
       ABSL_GUARDED_BY(rate_mu_);

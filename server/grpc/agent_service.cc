@@ -121,6 +121,10 @@ bool ZoneChar(char c) {
 }  // namespace
 
 absl::Status ValidateHello(const v1::Hello& hello) {
+  if (const size_t bytes = hello.ByteSizeLong(); bytes > kMaxHelloBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("hello: %d bytes, at most %d", bytes, kMaxHelloBytes));
+  }
   const std::string& id = hello.agent_id();
   if (id.empty() || id.size() > 63) {
     return HelloError(
@@ -283,8 +287,12 @@ class AgentService::Stream final
   // Stops reading; once the batches handed to the pipeline are acknowledged,
   // sends a Notice with retry_after and ends with UNAVAILABLE.
   void Drain();
-  // Terminates the stream if it received nothing for heartbeat_timeout.
+  // Terminates the stream if it received nothing for heartbeat_timeout, sent
+  // no Hello within hello_timeout, or its certificate's not_after passed.
   void CheckIdle(absl::Time now);
+  // Authenticates the registered stream's certificate again (after its
+  // agent enrolled anew) and terminates it if that fails.
+  void RecheckIdentity();
   // Hands a batch held back by the agent's rate limit to HandleBatch again
   // once `now` reaches the time its tokens are due.
   void RetryThrottled(absl::Time now);
@@ -404,6 +412,11 @@ class AgentService::Stream final
   std::string agent_id_ ABSL_GUARDED_BY(mu_);
   uint64_t spool_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;  // RegisterAgent() done
+  absl::Time opened_ ABSL_GUARDED_BY(mu_);        // Start() (hello_timeout)
+  // The client certificate the Hello was authenticated with (mutual TLS),
+  // and the peer it came from (for logs; the call may be gone later).
+  std::optional<PeerCertificate> cert_ ABSL_GUARDED_BY(mu_);
+  std::string peer_ ABSL_GUARDED_BY(mu_);
   uint64_t distributor_handle_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_seen_ ABSL_GUARDED_BY(mu_);
 
@@ -455,6 +468,7 @@ void AgentService::Stream::Start(std::optional<grpc::Status> reject) {
   {
     absl::MutexLock lock(&mu_);
     last_seen_ = service_.clock_.Now();
+    opened_ = last_seen_;
     if (reject.has_value()) {
       RequestFinishLocked(std::move(*reject), /*graceful=*/false);
     }
@@ -509,36 +523,93 @@ void AgentService::Stream::Drain() {
 
 void AgentService::Stream::CheckIdle(absl::Time now) {
   Ops ops;
+  bool hello_late = false;
   {
     absl::MutexLock lock(&mu_);
-    // A stream whose batch is held back (rate limit, full ingest queue) is
-    // not read, so its heartbeats wait in flow control: not idle.
-    if (done_ || finish_status_.has_value() || throttled_.has_value() ||
-        deferred_.has_value() ||
-        now - last_seen_ < service_.options_.heartbeat_timeout) {
+    if (done_ || finish_status_.has_value()) {
       return;
     }
-    RequestFinishLocked(
-        grpc::Status(
-            grpc::StatusCode::UNAVAILABLE,
-            absl::StrFormat("heartbeat timeout: nothing received for %s",
-                            absl::FormatDuration(now - last_seen_))),
-        /*graceful=*/false);
+    std::optional<grpc::Status> end;
+    if (phase_ == Phase::kAwaitHello &&
+        now - opened_ >= service_.options_.hello_timeout) {
+      hello_late = true;
+      end = grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrFormat(
+              "no Hello within %s of the stream's start",
+              absl::FormatDuration(service_.options_.hello_timeout)));
+    } else if (registered_ && cert_.has_value() && now >= cert_->not_after) {
+      end = grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          absl::StrFormat("the client certificate of agent %s expired at %s: "
+                          "re-enroll the agent",
+                          agent_id_,
+                          absl::FormatTime(absl::RFC3339_sec, cert_->not_after,
+                                           absl::UTCTimeZone())));
+    } else if (!throttled_.has_value() && !deferred_.has_value() &&
+               now - last_seen_ >= service_.options_.heartbeat_timeout) {
+      // A stream whose batch is held back (rate limit, full ingest queue) is
+      // not read, so its heartbeats wait in flow control: not idle.
+      end = grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrFormat("heartbeat timeout: nothing received for %s",
+                          absl::FormatDuration(now - last_seen_)));
+    }
+    if (!end.has_value()) {
+      return;
+    }
+    RequestFinishLocked(std::move(*end), /*graceful=*/false);
     ops = TakeOpsLocked(false);
   }
+  if (hello_late) {
+    service_.Rejected("hello_timeout").Increment();
+  }
   Execute(std::move(ops));
+}
+
+void AgentService::Stream::RecheckIdentity() {
+  std::optional<PeerCertificate> cert;
+  std::string agent_id;
+  std::string peer;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_ || finish_status_.has_value() || !registered_) {
+      return;
+    }
+    cert = cert_;
+    agent_id = agent_id_;
+    peer = peer_;
+  }
+  if (grpc::Status auth = service_.AuthenticatePeer(cert, agent_id, peer);
+      !auth.ok()) {
+    service_.Rejected("unauthenticated").Increment();
+    Terminate(auth);
+  }
 }
 
 void AgentService::Stream::OnReadDone(bool ok) {
   const ReactionScope reaction(this);
   if (!ok) {
-    // The agent closed its side (or the stream broke: OnCancel follows).
-    // Acknowledge what is in flight, then end.
+    // The agent closed its side, sent a message that does not parse, or the
+    // stream broke (OnCancel follows). Acknowledge what is in flight, then
+    // end; before a Hello that is a protocol error.
     Ops ops;
+    bool before_hello = false;
     {
       absl::MutexLock lock(&mu_);
-      RequestFinishLocked(grpc::Status::OK, /*graceful=*/true);
+      before_hello =
+          phase_ == Phase::kAwaitHello && !finish_status_.has_value();
+      RequestFinishLocked(
+          before_hello
+              ? grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                             "the stream ended, or sent a message that does "
+                             "not parse, before its Hello")
+              : grpc::Status::OK,
+          /*graceful=*/!before_hello);
       ops = TakeOpsLocked(false);
+    }
+    if (before_hello) {
+      service_.Rejected("no_hello").Increment();
     }
     Execute(std::move(ops));
     return;
@@ -620,32 +691,55 @@ void AgentService::Stream::HandleHello(const v1::Hello& hello) {
                   std::string(valid.message()), "invalid_hello");
     return;
   }
-  if (grpc::Status auth = service_.AuthenticatePeer(*context_, hello);
+  const std::string agent_id = hello.agent_id();
+  const std::string peer = context_->peer();
+  std::optional<PeerCertificate> cert;
+  if (service_.identity_ != nullptr) {
+    cert = PeerCertificateOf(*context_);
+  }
+  if (grpc::Status auth = service_.AuthenticatePeer(cert, agent_id, peer);
       !auth.ok()) {
     ProtocolError(auth.error_code(), auth.error_message(), "unauthenticated");
     return;
   }
-  const std::string agent_id = hello.agent_id();
   const uint64_t spool_epoch = hello.spool_epoch();
   {
     absl::MutexLock lock(&mu_);
     agent_id_ = agent_id;
     spool_epoch_ = spool_epoch;
+    cert_ = cert;
+    peer_ = peer;
     phase_ = Phase::kCatchingUp;
   }
-  service_.RecordHello(hello, context_->peer());
-  // Supersede an older stream of this agent (a half-dead connection must
-  // never block a reconnect).
-  if (std::shared_ptr<Stream> older =
-          service_.RegisterAgent(agent_id, shared_from_this()).lock()) {
-    older->Terminate(grpc::Status(
-        grpc::StatusCode::ABORTED,
-        absl::StrFormat("superseded by a newer stream of agent %s", agent_id)));
+  // Only now does the stream count as an agent (max_agents).
+  absl::StatusOr<std::weak_ptr<Stream>> older =
+      service_.RegisterAgent(agent_id, shared_from_this());
+  if (!older.ok()) {
+    ProtocolError(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                  std::string(older.status().message()), "agent_limit");
+    return;
   }
   {
     absl::MutexLock lock(&mu_);
     registered_ = true;
   }
+  // Supersede an older stream of this agent (a half-dead connection must
+  // never block a reconnect).
+  if (std::shared_ptr<Stream> s = older->lock()) {
+    s->Terminate(grpc::Status(
+        grpc::StatusCode::ABORTED,
+        absl::StrFormat("superseded by a newer stream of agent %s", agent_id)));
+  }
+  // Check again now that the stream is registered: a revocation or a
+  // re-enrollment stored after the first check found no stream to end
+  // (RevokeAgent's EndAgentStream, the certificate listener); from here on
+  // they find this one.
+  if (grpc::Status again = service_.AuthenticatePeer(cert, agent_id, peer);
+      !again.ok()) {
+    ProtocolError(again.error_code(), again.error_message(), "unauthenticated");
+    return;
+  }
+  service_.RecordHello(hello, peer);
   // Subscribe first, then plan: a change published in between reaches both
   // the plan and the listener; early_ is filtered by revision below.
   BanDistributor& distributor = service_.distributor_;
@@ -1400,6 +1494,10 @@ AgentService::AgentService(const AgentServiceOptions& options,
       identity_(identity),
       connected_agents_(metrics.GetGauge(
           "rampart_agents_connected", "Agents with an open stream past Hello")),
+      unauthenticated_gauge_(metrics.GetGauge(
+          "rampart_agent_streams_unauthenticated",
+          "Agent streams whose Hello is not yet accepted (each ends after "
+          "limits.hello_timeout)")),
       push_latency_(metrics.GetHistogram(
           "rampart_agent_push_latency_seconds",
           "Time from a ban-list change being published until the write of "
@@ -1425,12 +1523,18 @@ AgentService::AgentService(const AgentServiceOptions& options,
       protect_(protect) {
   for (std::string_view reason :
        {"no_hello", "duplicate_hello", "invalid_hello", "unauthenticated",
-        "invalid_batch", "stream_limit", "draining"}) {
+        "invalid_batch", "agent_limit", "unauthenticated_limit",
+        "hello_timeout", "draining"}) {
     rejected_.emplace(
         std::string(reason),
         &metrics.GetCounter("rampart_agent_messages_rejected_total",
                             "Agent messages or streams refused, by reason",
                             {{"reason", std::string(reason)}}));
+  }
+  if (identity_ != nullptr) {
+    identity_->SetCertificateListener([this](const std::string& agent_id) {
+      OnCertificateChanged(agent_id);
+    });
   }
   if (options_.sweep_interval > absl::ZeroDuration()) {
     sweeper_ = std::thread([this] { SweepLoop(); });
@@ -1441,6 +1545,9 @@ AgentService::AgentService(const AgentServiceOptions& options,
 }
 
 AgentService::~AgentService() {
+  if (identity_ != nullptr) {
+    identity_->SetCertificateListener(nullptr);
+  }
   {
     absl::MutexLock lock(&sweep_mu_);
     stop_sweep_ = true;
@@ -1466,6 +1573,18 @@ void AgentService::ConfigureServerBuilder(grpc::ServerBuilder& builder,
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Connections that never finish their (TLS) handshake are dropped after
+  // hello_timeout (gRPC's default is 120 s), and one connection cannot open
+  // more than max_streams_per_connection streams at once (default:
+  // unlimited). Idle connections (no call for 10 minutes) are closed; no
+  // connection age limit, since agents keep one stream open for days.
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(std::clamp<int64_t>(
+          absl::ToInt64Milliseconds(options.hello_timeout), 1000, 300'000)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             std::max(1, options.max_streams_per_connection));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 10 * 60 * 1000);
 }
 
 metrics::Counter& AgentService::Rejected(std::string_view reason) {
@@ -1474,17 +1593,29 @@ metrics::Counter& AgentService::Rejected(std::string_view reason) {
 }
 
 grpc::Status AgentService::AuthenticatePeer(
-    const grpc::CallbackServerContext& context, const v1::Hello& hello) const {
+    const std::optional<PeerCertificate>& cert, const std::string& agent_id,
+    std::string_view peer) const {
   if (identity_ == nullptr) {
     return grpc::Status::OK;  // plaintext (--insecure): no identity
   }
-  const absl::Status s =
-      identity_->Authenticate(PeerCertificateOf(context), hello.agent_id());
+  const absl::Status s = identity_->Authenticate(cert, agent_id);
   if (!s.ok()) {
-    RAMPART_LOG(Warning) << "agent stream from " << context.peer()
-                         << " refused: " << s;
+    RAMPART_LOG(Warning) << "agent stream from " << peer << " refused: " << s;
   }
   return ToGrpcStatus(s);
+}
+
+void AgentService::OnCertificateChanged(const std::string& agent_id) {
+  std::shared_ptr<Stream> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = agents_.find(agent_id); it != agents_.end()) {
+      stream = it->second.weak.lock();
+    }
+  }
+  if (stream != nullptr) {
+    stream->RecheckIdentity();
+  }
 }
 
 bool AgentService::EndAgentStream(const std::string& agent_id,
@@ -1506,24 +1637,55 @@ bool AgentService::EndAgentStream(const std::string& agent_id,
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*
 AgentService::Connect(grpc::CallbackServerContext* context) {
   auto stream = std::make_shared<Stream>(*this, context);
+  // Until its Hello is accepted the stream counts against the caps of its
+  // connection, its source address and all unauthenticated streams (not
+  // against max_agents): one client cannot crowd the agents out.
+  Unauthenticated keys{.connection = context->peer(),
+                       .address = PeerAddress(*context)};
   std::optional<grpc::Status> reject;
   {
     absl::MutexLock lock(&mu_);
+    const auto count = [](const std::map<std::string, int, std::less<>>& m,
+                          const std::string& key) {
+      const auto it = m.find(key);
+      return it == m.end() ? 0 : it->second;
+    };
+    std::string over;
     if (draining_) {
       reject = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server draining");
-    } else if (streams_.size() >=
-               static_cast<size_t>(std::max(0, options_.max_streams))) {
-      reject = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrFormat("server at its stream limit (%d)",
-                                            options_.max_streams));
+    } else if (unauthenticated_.size() >=
+               static_cast<size_t>(
+                   std::max(0, options_.max_unauthenticated_streams))) {
+      over =
+          absl::StrFormat("in all (%d)", options_.max_unauthenticated_streams);
+    } else if (count(unauthenticated_per_address_, keys.address) >=
+               options_.max_unauthenticated_streams_per_address) {
+      over = absl::StrFormat("from this address (%d)",
+                             options_.max_unauthenticated_streams_per_address);
+    } else if (count(unauthenticated_per_connection_, keys.connection) >=
+               options_.max_unauthenticated_streams_per_connection) {
+      over =
+          absl::StrFormat("on this connection (%d)",
+                          options_.max_unauthenticated_streams_per_connection);
     } else {
       streams_.emplace(stream.get(), stream);
+      ++unauthenticated_per_address_[keys.address];
+      ++unauthenticated_per_connection_[keys.connection];
+      unauthenticated_.emplace(stream.get(), std::move(keys));
+      unauthenticated_gauge_.Set(static_cast<double>(unauthenticated_.size()));
+    }
+    if (!over.empty()) {
+      reject = grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrFormat("too many agent streams awaiting their Hello %s: "
+                          "retry later",
+                          over));
     }
   }
   if (reject.has_value()) {
     Rejected(reject->error_code() == grpc::StatusCode::UNAVAILABLE
                  ? "draining"
-                 : "stream_limit")
+                 : "unauthenticated_limit")
         .Increment();
   }
   stream->Start(std::move(reject));
@@ -1593,9 +1755,15 @@ std::vector<AgentFacts> AgentService::KnownAgents() const {
   return out;
 }
 
-std::weak_ptr<AgentService::Stream> AgentService::RegisterAgent(
+absl::StatusOr<std::weak_ptr<AgentService::Stream>> AgentService::RegisterAgent(
     const std::string& agent_id, const std::shared_ptr<Stream>& stream) {
   absl::MutexLock lock(&mu_);
+  if (agents_.find(agent_id) == agents_.end() &&
+      agents_.size() >= static_cast<size_t>(std::max(0, options_.max_agents))) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "server at its agent limit (%d connected)", options_.max_agents));
+  }
+  ReleaseUnauthenticatedLocked(stream.get());
   AgentSlot& slot = agents_[agent_id];
   std::weak_ptr<Stream> older = slot.stream != stream.get()
                                     ? std::move(slot.weak)
@@ -1607,10 +1775,27 @@ std::weak_ptr<AgentService::Stream> AgentService::RegisterAgent(
   return older;
 }
 
+void AgentService::ReleaseUnauthenticatedLocked(Stream* stream) {
+  const auto it = unauthenticated_.find(stream);
+  if (it == unauthenticated_.end()) {
+    return;
+  }
+  for (auto [counts, key] :
+       {std::pair{&unauthenticated_per_connection_, &it->second.connection},
+        std::pair{&unauthenticated_per_address_, &it->second.address}}) {
+    if (auto c = counts->find(*key); c != counts->end() && --c->second <= 0) {
+      counts->erase(c);
+    }
+  }
+  unauthenticated_.erase(it);
+  unauthenticated_gauge_.Set(static_cast<double>(unauthenticated_.size()));
+}
+
 void AgentService::StreamDone(Stream* stream, const std::string& agent_id,
                               bool connected) {
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
+  ReleaseUnauthenticatedLocked(stream);
   if (connected) {
     --connected_;
     connected_agents_.Set(connected_);
@@ -1722,9 +1907,13 @@ void AgentService::SweepIdleStreams() {
 }
 
 void AgentService::SweepLoop() {
+  // Often enough that a stream without Hello lives at most about 1.5 x
+  // hello_timeout.
+  const absl::Duration interval =
+      std::min(options_.sweep_interval,
+               std::max(absl::Seconds(1), options_.hello_timeout / 2));
   absl::MutexLock lock(&sweep_mu_);
-  while (!sweep_mu_.AwaitWithTimeout(absl::Condition(&stop_sweep_),
-                                     options_.sweep_interval)) {
+  while (!sweep_mu_.AwaitWithTimeout(absl::Condition(&stop_sweep_), interval)) {
     sweep_mu_.Unlock();
     SweepIdleStreams();
     sweep_mu_.Lock();
@@ -1759,6 +1948,11 @@ int AgentService::open_streams() const {
 int AgentService::connected_agents() const {
   absl::MutexLock lock(&mu_);
   return connected_;
+}
+
+int AgentService::unauthenticated_streams() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(unauthenticated_.size());
 }
 
 }  // namespace rampart::server

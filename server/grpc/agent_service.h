@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -37,6 +38,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -62,8 +64,26 @@ struct AgentServiceOptions {
   // changes only when the store is recreated or restored. An agent whose
   // Hello names another epoch gets a snapshot.
   uint64_t ban_list_epoch = 1;
-  // Most concurrent streams; further streams end with RESOURCE_EXHAUSTED.
-  int max_streams = 5000;
+  // Most concurrently connected (authenticated) agents; a Hello beyond it
+  // ends its stream with RESOURCE_EXHAUSTED. A stream counts only once its
+  // Hello is accepted; an agent superseding its own stream always may.
+  int max_agents = 5000;
+  // Unauthenticated streams (docs/security.md "Abuse limits"): a stream
+  // that sent no Hello this long after it opened ends with
+  // DEADLINE_EXCEEDED (SweepIdleStreams, by the injected clock); it is also
+  // the listener's TLS handshake timeout.
+  absl::Duration hello_timeout = absl::Seconds(10);
+  // Most streams whose Hello is not yet accepted: in all, per source
+  // address, per HTTP/2 connection (gRPC's peer string). Further streams
+  // are refused at once with RESOURCE_EXHAUSTED, before anything is read.
+  // Until its Hello is accepted a stream has one read outstanding (a
+  // message of at most max_message_bytes) and nothing queued to send.
+  int max_unauthenticated_streams = 512;
+  int max_unauthenticated_streams_per_address = 32;
+  int max_unauthenticated_streams_per_connection = 4;
+  // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of the listener (any service):
+  // a client opening more waits for one to end.
+  int max_streams_per_connection = 1000;
   // Largest message accepted and sent, in bytes (Welcome.limits and the
   // server's channel limits); ServerConfig.max_message_bytes, 4..64 MiB.
   int64_t max_message_bytes = v1::kMaxMessageBytes;
@@ -112,6 +132,9 @@ struct AgentServiceOptions {
   absl::Duration throttle_retry_interval = absl::Milliseconds(50);
 };
 
+// Largest serialized Hello accepted (a valid one is far smaller).
+inline constexpr size_t kMaxHelloBytes = 64 * 1024;
+
 // Validates a Hello (docs/protocol.md, agent.proto field comments). Returns
 // InvalidArgument naming the field, e.g. "hello.agent_id: ...".
 absl::Status ValidateHello(const v1::Hello& hello);
@@ -133,7 +156,11 @@ class AgentService final : public v1::AgentService::CallbackService {
   // `protect`, if given, learns every agent's peer and Hello addresses (so
   // they are never auto-banned); it must outlive the service. `identity`:
   // with mutual TLS, the check every Hello must pass (client certificate ->
-  // enrolled, non-revoked agent named by hello.agent_id); null = no check
+  // enrolled, non-revoked agent named by hello.agent_id), again once the
+  // stream is registered (a revocation in between is seen), and whenever
+  // the agent enrolls anew (the service is its certificate listener: the
+  // stream of a replaced certificate ends); a stream also ends when its
+  // certificate's not_after passes (SweepIdleStreams). Null = no check
   // (plaintext, --insecure).
   AgentService(const AgentServiceOptions& options, BanDistributor& distributor,
                IngestPipeline& pipeline, Clock& clock,
@@ -177,8 +204,10 @@ class AgentService final : public v1::AgentService::CallbackService {
   bool EndAgentStream(const std::string& agent_id, const grpc::Status& status)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Ends (UNAVAILABLE) every stream that received nothing for
-  // heartbeat_timeout by the injected clock.
+  // By the injected clock, ends every stream that received nothing for
+  // heartbeat_timeout (UNAVAILABLE), sent no Hello within hello_timeout
+  // (DEADLINE_EXCEEDED), or whose client certificate's not_after has passed
+  // (UNAUTHENTICATED).
   void SweepIdleStreams() ABSL_LOCKS_EXCLUDED(mu_);
   // Hands every batch held back by its agent's rate limit whose tokens are
   // due (by the injected clock) to its stream again. Runs every
@@ -190,9 +219,10 @@ class AgentService final : public v1::AgentService::CallbackService {
   // sorted by agent id.
   std::vector<AgentFacts> KnownAgents() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Streams not yet done, and streams past Hello.
+  // Streams not yet done, streams past Hello, streams awaiting their Hello.
   int open_streams() const ABSL_LOCKS_EXCLUDED(mu_);
   int connected_agents() const ABSL_LOCKS_EXCLUDED(mu_);
+  int unauthenticated_streams() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   class Stream;
@@ -207,9 +237,15 @@ class AgentService final : public v1::AgentService::CallbackService {
     uint64_t durable_through = 0;
   };
 
-  // The identity check of a Hello (see the constructor's `identity`).
-  grpc::Status AuthenticatePeer(const grpc::CallbackServerContext& context,
-                                const v1::Hello& hello) const;
+  // The identity check of a Hello claiming `agent_id` with `cert` (see the
+  // constructor's `identity`); `peer` names the caller in the log.
+  grpc::Status AuthenticatePeer(const std::optional<PeerCertificate>& cert,
+                                const std::string& agent_id,
+                                std::string_view peer) const;
+  // EnrollmentManager's certificate listener: re-checks the identity of the
+  // agent's current stream, which ends if its certificate was replaced.
+  void OnCertificateChanged(const std::string& agent_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The current ban list as a snapshot (cached per revision).
   std::shared_ptr<const Snapshot> CurrentSnapshot() ABSL_LOCKS_EXCLUDED(mu_);
@@ -228,9 +264,15 @@ class AgentService final : public v1::AgentService::CallbackService {
   // fallback bans) from a Heartbeat, clamped to sane bounds.
   void RecordHeartbeat(const std::string& agent_id, const v1::Heartbeat& hb)
       ABSL_LOCKS_EXCLUDED(mu_);
-  std::weak_ptr<Stream> RegisterAgent(const std::string& agent_id,
-                                      const std::shared_ptr<Stream>& stream)
+  // Makes `stream` the agent's current stream (it stops counting as
+  // unauthenticated) and returns the one it supersedes, if any.
+  // RESOURCE_EXHAUSTED if max_agents other agents are connected.
+  absl::StatusOr<std::weak_ptr<Stream>> RegisterAgent(
+      const std::string& agent_id, const std::shared_ptr<Stream>& stream)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets `stream` as unauthenticated, if it was.
+  void ReleaseUnauthenticatedLocked(Stream* stream)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `connected`: the stream had registered its agent.
   void StreamDone(Stream* stream, const std::string& agent_id, bool connected)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -253,6 +295,7 @@ class AgentService final : public v1::AgentService::CallbackService {
   Clock& clock_;
   EnrollmentManager* const identity_;
   metrics::Gauge& connected_agents_;
+  metrics::Gauge& unauthenticated_gauge_;
   metrics::Histogram& push_latency_;
   metrics::Counter& reads_deferred_;
   metrics::Counter& snapshot_fallbacks_;
@@ -266,6 +309,18 @@ class AgentService final : public v1::AgentService::CallbackService {
   // State below is protected by mu_.
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   std::map<Stream*, std::weak_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  // Streams whose Hello is not yet accepted, with their connection (gRPC
+  // peer string) and source address, and the counts per key (entries at
+  // zero are erased, so these stay bounded by the streams).
+  struct Unauthenticated {
+    std::string connection;
+    std::string address;
+  };
+  std::map<Stream*, Unauthenticated> unauthenticated_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int, std::less<>> unauthenticated_per_connection_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int, std::less<>> unauthenticated_per_address_
+      ABSL_GUARDED_BY(mu_);
   // The current stream of each connected agent.
   struct AgentSlot {
     Stream* stream = nullptr;  // identity only, never dereferenced

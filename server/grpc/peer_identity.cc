@@ -1,6 +1,7 @@
 #include "server/grpc/peer_identity.h"
 
 #include <string_view>
+#include <utility>
 
 #include "common/ip_address.h"
 #include "common/pki/pki.h"
@@ -35,7 +36,8 @@ std::optional<PeerCertificate> PeerCertificateOf(
     return std::nullopt;
   }
   return PeerCertificate{.common_name = info->common_name,
-                         .sha256_hex = info->sha256_hex};
+                         .sha256_hex = info->sha256_hex,
+                         .not_after = info->not_after};
 }
 
 std::string AuthenticatedPeer(const grpc::ServerContextBase& context) {
@@ -51,9 +53,18 @@ std::string AuthenticatedPeer(const grpc::ServerContextBase& context) {
 }
 
 std::string PeerAddress(const grpc::ServerContextBase& context) {
-  // "ipv4:198.51.100.7:5000", "ipv6:[2001:db8::1]:5000", "unix:/path".
-  // peer() returns a copy: keep it alive while views point into it.
-  const std::string peer_text = context.peer();
+  // "ipv4:198.51.100.7:5000", "ipv6:[2001:db8::1]:5000", "unix:/path";
+  // gRPC 1.51 writes the IPv6 brackets percent-encoded
+  // ("ipv6:%5B::1%5D:5000").
+  std::string peer_text = context.peer();
+  for (const auto& [from, to] :
+       {std::pair<std::string_view, std::string_view>{"%5B", "["},
+        std::pair<std::string_view, std::string_view>{"%5D", "]"}}) {
+    for (size_t at = peer_text.find(from); at != std::string::npos;
+         at = peer_text.find(from, at)) {
+      peer_text.replace(at, from.size(), to);
+    }
+  }
   std::string_view peer = peer_text;
   std::string_view host = peer;
   if (peer.starts_with("ipv4:")) {

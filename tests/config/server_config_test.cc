@@ -462,6 +462,10 @@ limits:
   agent_events_per_second: 14
   agent_events_burst: 15
   agent_new_bans_per_minute: 16
+  hello_timeout: 17s
+  max_unauthenticated_streams: 18
+  max_unauthenticated_streams_per_address: 19
+  max_unauthenticated_streams_per_connection: 20
 admin:
   bootstrap_token_file: /etc/rampart/admin.token
 tls:
@@ -531,6 +535,10 @@ tls:
   EXPECT_EQ(c->limits.agent_events_per_second, 14);
   EXPECT_EQ(c->limits.agent_events_burst, 15);
   EXPECT_EQ(c->limits.agent_new_bans_per_minute, 16);
+  EXPECT_EQ(c->limits.hello_timeout, absl::Seconds(17));
+  EXPECT_EQ(c->limits.max_unauthenticated_streams, 18);
+  EXPECT_EQ(c->limits.max_unauthenticated_streams_per_address, 19);
+  EXPECT_EQ(c->limits.max_unauthenticated_streams_per_connection, 20);
   EXPECT_EQ(c->admin.bootstrap_token_file, "/etc/rampart/admin.token");
 
   // Every key of the table was set, so every line of the dump differs from

@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -50,7 +51,8 @@ class EnrollmentManagerTest : public ::testing::Test {
     auto info = pki::ParseCertificate(c.ok() ? c->certificate_chain_pem : "");
     EXPECT_TRUE(info.ok());
     return PeerCertificate{.common_name = info->common_name,
-                           .sha256_hex = info->sha256_hex};
+                           .sha256_hex = info->sha256_hex,
+                           .not_after = info->not_after};
   }
 
   SimulatedClock clock_{kT0};
@@ -209,6 +211,40 @@ TEST_F(EnrollmentManagerTest, LoadedRecordsAnswerWithoutTheStore) {
   ASSERT_TRUE(store_.PutEnrollment(sneaky).ok());
   EXPECT_EQ(manager_->Authenticate(cert, "dom-01").code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(EnrollmentManagerTest, ExpiredCertificateIsRefusedByTheInjectedClock) {
+  const PeerCertificate cert = EnrollOk("dom-01");  // valid for 30 days
+  EXPECT_EQ(cert.not_after, kT0 + absl::Hours(24 * 30));
+  clock_.Advance(absl::Hours(24 * 30) - absl::Seconds(1));
+  EXPECT_TRUE(manager_->Authenticate(cert, "dom-01").ok());
+  clock_.Advance(absl::Seconds(1));
+  const absl::Status s = manager_->Authenticate(cert, "dom-01");
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(s.message(), HasSubstr("expired"));
+}
+
+TEST_F(EnrollmentManagerTest, CertificateListenerHearsEveryStoredCertificate) {
+  std::vector<std::string> heard;
+  manager_->SetCertificateListener([&](const std::string& agent_id) {
+    heard.push_back(agent_id);
+    // Called without the manager's lock: it may authenticate.
+    EXPECT_EQ(manager_->Authenticate(std::nullopt, agent_id).code(),
+              absl::StatusCode::kUnauthenticated);
+  });
+  const PeerCertificate first = EnrollOk("dom-01");
+  EXPECT_THAT(heard, ::testing::ElementsAre("dom-01"));
+  // A refused enrollment stores nothing and says nothing.
+  EXPECT_FALSE(manager_->Enroll("bogus", "dom-01", Csr("dom-01"), "p").ok());
+  EXPECT_EQ(heard.size(), 1u);
+  const std::string token = Token("dom-01", /*reenroll=*/true);
+  ASSERT_TRUE(manager_->Enroll(token, "dom-01", Csr("dom-01"), "p").ok());
+  EXPECT_THAT(heard, ::testing::ElementsAre("dom-01", "dom-01"));
+  EXPECT_EQ(manager_->Authenticate(first, "dom-01").code(),
+            absl::StatusCode::kPermissionDenied);
+  manager_->SetCertificateListener(nullptr);
+  EnrollOk("dom-02");
+  EXPECT_EQ(heard.size(), 2u);
 }
 
 TEST(EnrollmentDisabledTest, WithoutCaKeyEnrollmentIsAPrecondition) {

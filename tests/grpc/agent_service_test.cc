@@ -546,7 +546,7 @@ TEST_F(AgentServiceTest, SilentStreamEndsAfterTheHeartbeatTimeout) {
 
 TEST_F(AgentServiceTest, StreamLimitIsResourceExhausted) {
   Config config;
-  config.service.max_streams = 1;
+  config.service.max_agents = 1;
   Start(config);
   auto a = NewAgent();
   ASSERT_TRUE(a->Handshake(Hello("mail1")).ok());
