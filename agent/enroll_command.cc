@@ -8,12 +8,12 @@
 #include <chrono>
 #include <memory>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "agent/daemon/agent_config.h"
 #include "common/file_util.h"
 #include "common/pki/pki.h"
 #include "common/status_macros.h"
+#include "common/strings.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "rampart/v1/enrollment.grpc.pb.h"
@@ -86,18 +86,16 @@ absl::StatusOr<std::string> ResolveEnrollToken(
   if (!options.token_file.empty()) {
     source = "--token-file";
     absl::StatusOr<std::string> text =
-        options.token_file == "-"
-            ? ReadStdinBounded(kMaxTokenFileBytes)
-            : file_util::ReadFileBounded(options.token_file,
-                                         kMaxTokenFileBytes);
+        options.token_file == "-" ? ReadStdinBounded(kMaxTokenFileBytes)
+                                  : file_util::ReadFileBounded(
+                                        options.token_file, kMaxTokenFileBytes);
     if (!text.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("--token-file %s: %s", options.token_file,
-                          text.status().message()));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--token-file %s: %s", options.token_file, text.status().message()));
     }
     std::string_view first = *text;
     first = first.substr(0, first.find('\n'));
-    token = std::string(absl::StripAsciiWhitespace(first));
+    token = std::string(StripWhitespace(first));
   }
   if (token.empty() || token.size() > 128) {
     return absl::InvalidArgumentError(

@@ -14,14 +14,15 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace rampart::agent {
 
 struct EnrollCommandOptions {
-  std::string server;    // HOST:PORT
-  std::string ca_file;   // PEM bundle that signed the server certificate
-  std::string token;     // the one-time token (--token; visible in ps)
+  std::string server;   // HOST:PORT
+  std::string ca_file;  // PEM bundle that signed the server certificate
+  std::string token;    // the one-time token (--token; visible in ps)
   // --token-file: a file whose first line is the token, or "-" for stdin.
   // Exactly one of token / token_file must be given.
   std::string token_file;

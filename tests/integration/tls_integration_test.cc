@@ -194,11 +194,11 @@ TEST_F(TlsIntegrationTest, EnrollmentHappyPathThenMutualTlsStream) {
 TEST_F(TlsIntegrationTest, EnrollReadsTheTokenFromAFileOrStandardInput) {
   const std::string file = certs_->path("enroll.token");
   std::ofstream(file) << "  " << NewToken("dom-01") << "  \nignored\n";
-  auto from_file = RunProcess(
-      AgentBinary(),
-      {"enroll", "--server", target(), "--ca-file", certs_->path("ca.pem"),
-       "--token-file", file, "--agent-id", "dom-01", "--state-dir",
-       certs_->path("f1")});
+  auto from_file =
+      RunProcess(AgentBinary(),
+                 {"enroll", "--server", target(), "--ca-file",
+                  certs_->path("ca.pem"), "--token-file", file, "--agent-id",
+                  "dom-01", "--state-dir", certs_->path("f1")});
   ASSERT_TRUE(from_file.ok()) << from_file.status();
   EXPECT_TRUE(WIFEXITED(from_file->status) &&
               WEXITSTATUS(from_file->status) == 0)
@@ -208,11 +208,11 @@ TEST_F(TlsIntegrationTest, EnrollReadsTheTokenFromAFileOrStandardInput) {
   const std::string token = NewToken("dom-02");
   auto from_stdin = RunProcess(
       "/bin/sh",
-      {"-c", absl::StrFormat("printf '%%s\\n' \"$1\" | \"$2\" enroll --server "
-                             "%s --ca-file %s --token-file - --agent-id dom-02 "
-                             "--state-dir %s",
-                             target(), certs_->path("ca.pem"),
-                             certs_->path("f2")),
+      {"-c",
+       absl::StrFormat("printf '%%s\\n' \"$1\" | \"$2\" enroll --server "
+                       "%s --ca-file %s --token-file - --agent-id dom-02 "
+                       "--state-dir %s",
+                       target(), certs_->path("ca.pem"), certs_->path("f2")),
        "sh", token, AgentBinary()});
   ASSERT_TRUE(from_stdin.ok()) << from_stdin.status();
   EXPECT_TRUE(WIFEXITED(from_stdin->status) &&
@@ -226,10 +226,14 @@ TEST_F(TlsIntegrationTest, EnrollReadsTheTokenFromAFileOrStandardInput) {
        {std::vector<std::string>{"--token", "x", "--token-file", file},
         std::vector<std::string>{"--token-file", certs_->path("empty.token")},
         std::vector<std::string>{"--token-file", certs_->path("missing")}}) {
-    std::vector<std::string> args = {"enroll",    "--server",
-                                     target(),    "--ca-file",
-                                     certs_->path("ca.pem"), "--agent-id",
-                                     "dom-03",    "--state-dir",
+    std::vector<std::string> args = {"enroll",
+                                     "--server",
+                                     target(),
+                                     "--ca-file",
+                                     certs_->path("ca.pem"),
+                                     "--agent-id",
+                                     "dom-03",
+                                     "--state-dir",
                                      certs_->path("f3")};
     args.insert(args.end(), bad.begin(), bad.end());
     auto r = RunProcess(AgentBinary(), args);
