@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/pki/pki.h"
 #include "common/status_macros.h"
+#include "common/strings.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "rampart/v1/enrollment.grpc.pb.h"
@@ -48,13 +49,71 @@ absl::Status WritePrivateFile(const std::string& path,
   return s;
 }
 
+// Most bytes read from a --token-file (the token is at most 128).
+constexpr size_t kMaxTokenFileBytes = 4096;
+
+absl::StatusOr<std::string> ReadStdinBounded(size_t max_bytes) {
+  std::string out;
+  char buf[512];
+  while (out.size() <= max_bytes) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return file_util::ErrnoStatus(errno, "cannot read", "standard input");
+    }
+    if (n == 0) {
+      return out;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("more than %d bytes", max_bytes));
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ResolveEnrollToken(
+    const EnrollCommandOptions& options) {
+  if (options.token.empty() == options.token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of --token and --token-file (--token-file - reads "
+        "standard input)");
+  }
+  std::string token = options.token;
+  const char* source = "--token";
+  if (!options.token_file.empty()) {
+    source = "--token-file";
+    absl::StatusOr<std::string> text =
+        options.token_file == "-" ? ReadStdinBounded(kMaxTokenFileBytes)
+                                  : file_util::ReadFileBounded(
+                                        options.token_file, kMaxTokenFileBytes);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--token-file %s: %s", options.token_file, text.status().message()));
+    }
+    std::string_view first = *text;
+    first = first.substr(0, first.find('\n'));
+    token = std::string(StripWhitespace(first));
+  }
+  if (token.empty() || token.size() > 128) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: the token must be 1..128 bytes", source));
+  }
+  for (const char c : token) {
+    if (c <= ' ' || c > '~') {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: the token may hold only printable ASCII without spaces",
+          source));
+    }
+  }
+  return token;
+}
 
 absl::Status RunEnrollCommand(const EnrollCommandOptions& options) {
   RETURN_IF_ERROR(ValidateServerAddress(options.server));
-  if (options.token.empty() || options.token.size() > 128) {
-    return absl::InvalidArgumentError("--token must be 1..128 bytes");
-  }
+  ASSIGN_OR_RETURN(const std::string token, ResolveEnrollToken(options));
   if (options.agent_id.empty() || options.agent_id.size() > 63) {
     return absl::InvalidArgumentError("--agent-id must be 1..63 bytes");
   }
@@ -77,7 +136,7 @@ absl::Status RunEnrollCommand(const EnrollCommandOptions& options) {
   std::unique_ptr<v1::EnrollmentService::Stub> stub =
       v1::EnrollmentService::NewStub(channel);
   v1::EnrollRequest request;
-  request.set_token(options.token);
+  request.set_token(token);
   request.set_agent_id(options.agent_id);
   request.set_csr_pem(key.csr_pem);
   v1::EnrollResponse response;

@@ -14,18 +14,29 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace rampart::agent {
 
 struct EnrollCommandOptions {
-  std::string server;    // HOST:PORT
-  std::string ca_file;   // PEM bundle that signed the server certificate
-  std::string token;     // the one-time token
+  std::string server;   // HOST:PORT
+  std::string ca_file;  // PEM bundle that signed the server certificate
+  std::string token;    // the one-time token (--token; visible in ps)
+  // --token-file: a file whose first line is the token, or "-" for stdin.
+  // Exactly one of token / token_file must be given.
+  std::string token_file;
   std::string agent_id;  // must match the token's agent
   std::string state_dir = "/var/lib/rampart-agent";
   absl::Duration timeout = absl::Seconds(30);
 };
+
+// The token `options` name: `token`, or the first line of `token_file`
+// ("-": standard input), surrounding whitespace stripped. kInvalidArgument
+// if neither or both are given, the file cannot be read, or the token is
+// not 1..128 bytes of printable ASCII. Reads at most 4 KiB.
+absl::StatusOr<std::string> ResolveEnrollToken(
+    const EnrollCommandOptions& options);
 
 // Returns OK once the three files are written; the gRPC status of a refused
 // enrollment (UNAUTHENTICATED: bad token, ...) with the server's message.

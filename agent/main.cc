@@ -129,8 +129,15 @@ int main(int argc, char** argv) {
       ->add_option("--ca-file", enroll.ca_file,
                    "CA bundle that signed the server certificate")
       ->required();
-  enroll_cmd->add_option("--token", enroll.token, "The one-time token")
-      ->required();
+  CLI::Option* token_opt = enroll_cmd->add_option(
+      "--token", enroll.token,
+      "The one-time token (visible to other users in ps; prefer "
+      "--token-file)");
+  enroll_cmd
+      ->add_option("--token-file", enroll.token_file,
+                   "File whose first line is the one-time token; - reads it "
+                   "from standard input")
+      ->excludes(token_opt);
   enroll_cmd
       ->add_option("--agent-id", enroll.agent_id,
                    "Agent id the token was issued for")

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <thread>
@@ -25,8 +26,11 @@
 #include "common/pki/pki.h"
 #include "common/status_macros.h"
 #include "common/version.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -175,6 +179,62 @@ std::vector<IpPrefix> OwnPrefixes(const ServerConfig& config) {
   }
   return out;
 }
+
+namespace {
+
+// libprotobuf logs an ERROR line for every request whose string field holds
+// invalid UTF-8 (gRPC then refuses the call), before any authentication, so
+// a client could turn requests into log lines at will. At most
+// kProtobufLogsPerMinute get through; the next one says how many did not.
+constexpr int kProtobufLogsPerMinute = 10;
+void RateLimitedProtobufLog(google::protobuf::LogLevel level,
+                            const char* filename, int line,
+                            const std::string& message) {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::chrono::steady_clock::time_point window;
+  static int in_window = 0;
+  static uint64_t dropped = 0;
+  uint64_t dropped_before = 0;
+  if (level != google::protobuf::LOGLEVEL_FATAL) {
+    const auto now = std::chrono::steady_clock::now();
+    absl::MutexLock lock(&mu);
+    if (now - window >= std::chrono::minutes(1)) {
+      window = now;
+      in_window = 0;
+    }
+    if (++in_window > kProtobufLogsPerMinute) {
+      ++dropped;
+      return;
+    }
+    dropped_before = std::exchange(dropped, 0);
+  }
+  RAMPART_LOG(Warning) << "libprotobuf " << filename << ":" << line << ": "
+                       << message
+                       << (dropped_before > 0
+                               ? absl::StrFormat(" (%d earlier messages not "
+                                                 "logged)",
+                                                 dropped_before)
+                               : std::string());
+}
+
+// A ServerBuilder option that drops the builder plugin called `name`
+// (server.reflection: false drops "proto_server_reflection").
+class WithoutPlugin final : public grpc::ServerBuilderOption {
+ public:
+  explicit WithoutPlugin(std::string name) : name_(std::move(name)) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    std::erase_if(*plugins, [this](const auto& p) {
+      return p != nullptr && p->name() == name_;
+    });
+  }
+
+ private:
+  const std::string name_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
   struct stat st {};
@@ -388,8 +448,15 @@ absl::Status ServerApp::Impl::Start() {
   });
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Linking grpc++_reflection registers its plugin for every ServerBuilder
+  // (a static initializer), so "off" must take it out of this builder.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
   grpc::ServerBuilder builder;
+  if (!config.reflection) {
+    builder.SetOption(
+        std::make_unique<WithoutPlugin>("proto_server_reflection"));
+  }
   AgentService::ConfigureServerBuilder(builder, agent_options);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(
@@ -433,6 +500,27 @@ absl::Status ServerApp::Impl::Start() {
 }
 
 void ServerApp::Impl::RegisterCollectors() {
+  registry.AddCollector(
+      "rampart_admin_auth_refusals_total",
+      "Admin API calls refused by authentication, by reason: malformed "
+      "(missing, not Bearer, bad form; never looked up), unknown (looked up: "
+      "unknown or revoked), throttled (too many unverified tokens from the "
+      "source or overall; refused before the look-up).",
+      metrics::Type::kCounter, [this](std::vector<metrics::Sample>& out) {
+        const AdminAuthenticator::Stats s = authenticator->stats();
+        out.push_back({{{"reason", "malformed"}},
+                       static_cast<double>(s.refused_malformed)});
+        out.push_back(
+            {{{"reason", "unknown"}}, static_cast<double>(s.refused_unknown)});
+        out.push_back({{{"reason", "throttled"}},
+                       static_cast<double>(s.refused_throttled)});
+      });
+  registry.AddCollector(
+      "rampart_admin_auth_lookups_total", "Admin token look-ups in the store.",
+      metrics::Type::kCounter, [this](std::vector<metrics::Sample>& out) {
+        out.push_back(
+            {{}, static_cast<double>(authenticator->stats().store_lookups)});
+      });
   registry.AddCollector(
       "rampart_correlator_bans_withheld_total",
       "Automatic bans the abuse limits withheld, by reason: capped (one "

@@ -134,7 +134,8 @@ constexpr std::string_view kRootKeys[] = {
 };
 constexpr std::string_view kAdminKeys[] = {"bootstrap_token_file"};
 constexpr std::string_view kServerKeys[] = {
-    "listen", "http_listen", "db", "insecure", "allow_insecure_non_loopback"};
+    "listen",    "http_listen", "db", "insecure", "allow_insecure_non_loopback",
+    "reflection"};
 constexpr std::string_view kTlsKeys[] = {
     "cert_file", "key_file", "client_ca_file", "ca_key_file", "cert_ttl"};
 constexpr absl::Duration kMinCertTtl = absl::Hours(1);
@@ -1046,6 +1047,8 @@ class ConfigReader {
         ASSIGN_OR_RETURN(config->insecure, Bool(v));
       } else if (f.key == "allow_insecure_non_loopback") {
         ASSIGN_OR_RETURN(config->allow_insecure_non_loopback, Bool(v));
+      } else if (f.key == "reflection") {
+        ASSIGN_OR_RETURN(config->reflection, Bool(v));
       }
     }
     return absl::OkStatus();
@@ -1801,6 +1804,8 @@ std::string ServerConfigToYaml(const ServerConfig& config) {
   yaml +=
       absl::StrFormat("  allow_insecure_non_loopback: %s\n",
                       config.allow_insecure_non_loopback ? "true" : "false");
+  yaml += absl::StrFormat("  reflection: %s\n",
+                          config.reflection ? "true" : "false");
   WriteSection("policy", kPolicyKeys, config.policy, &yaml);
   if (config.allowlist_seed.empty()) {
     yaml += "allowlist: []\n";

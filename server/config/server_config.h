@@ -145,6 +145,12 @@ struct ServerConfig {
   // permits `insecure` on a listen address that is not loopback. Default
   // false (refused at start-up).
   bool allow_insecure_non_loopback = false;
+  // server.reflection: serve gRPC server reflection
+  // (grpc.reflection.v1alpha.ServerReflection) on `listen`, so generic
+  // clients (grpcurl) can list and describe the services without the .proto
+  // files. Default false: it hands every caller, before any authentication,
+  // a map of the admin API; the .proto files ship with the source.
+  bool reflection = false;
 
   // --- tls: -----------------------------------------------------------------
   // Mutual TLS on the gRPC listener (docs/security.md). All paths are PEM

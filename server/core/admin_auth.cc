@@ -42,7 +42,56 @@ absl::Status ValidateSecret(std::string_view secret) {
 
 AdminAuthenticator::AdminAuthenticator(const Options& options, Store& store,
                                        Clock& clock)
-    : options_(options), store_(store), clock_(clock) {}
+    : options_(options),
+      store_(store),
+      clock_(clock),
+      source_lookups_({.events_per_second = options.source_lookups_per_second,
+                       .burst = options.source_lookup_burst,
+                       .max_agents = options.max_sources}),
+      global_lookups_({.events_per_second = options.global_lookups_per_second,
+                       .burst = options.global_lookup_burst,
+                       .max_agents = 1}) {}
+
+bool AdminAuthenticator::TryLookup(std::string_view source, absl::Time now) {
+  // The source first: one address flooding must not drain the global bucket
+  // beyond its own share.
+  if (source_lookups_.TryAcquire(source, 1, now) > absl::ZeroDuration()) {
+    return false;
+  }
+  return global_lookups_.TryAcquire("", 1, now) == absl::ZeroDuration();
+}
+
+absl::StatusOr<Principal> AdminAuthenticator::Refuse(
+    absl::Status status, std::atomic<uint64_t>& counter) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+  return status;
+}
+
+AdminAuthenticator::LogDecision AdminAuthenticator::ShouldLogRefusal() {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  if (now - log_window_start_ >= options_.log_interval) {
+    log_window_start_ = now;
+    logged_in_window_ = 0;
+  }
+  if (logged_in_window_ >= options_.max_logged_refusals) {
+    ++suppressed_;
+    return {};
+  }
+  ++logged_in_window_;
+  LogDecision d{.log = true, .suppressed = suppressed_};
+  suppressed_ = 0;
+  return d;
+}
+
+AdminAuthenticator::Stats AdminAuthenticator::stats() const {
+  return Stats{
+      .refused_malformed = refused_malformed_.load(std::memory_order_relaxed),
+      .refused_unknown = refused_unknown_.load(std::memory_order_relaxed),
+      .refused_throttled = refused_throttled_.load(std::memory_order_relaxed),
+      .store_lookups = store_lookups_.load(std::memory_order_relaxed),
+  };
+}
 
 std::string AdminAuthenticator::HashSecret(std::string_view secret) {
   return Sha256Hex(secret);
@@ -63,29 +112,44 @@ absl::Status AdminAuthenticator::ValidateTokenName(std::string_view name) {
 }
 
 absl::StatusOr<Principal> AdminAuthenticator::Authenticate(
-    std::optional<std::string_view> authorization) {
+    std::optional<std::string_view> authorization, std::string_view source) {
   if (!authorization.has_value() || authorization->empty()) {
-    return absl::UnauthenticatedError(
-        "no admin token (expected \"authorization: Bearer <token>\" "
-        "metadata)");
+    return Refuse(absl::UnauthenticatedError(
+                      "no admin token (expected \"authorization: Bearer "
+                      "<token>\" metadata)"),
+                  refused_malformed_);
   }
   std::string_view value = *authorization;
   if (value.size() > kMaxAuthorizationBytes) {
-    return absl::UnauthenticatedError("authorization value too long");
+    return Refuse(absl::UnauthenticatedError("authorization value too long"),
+                  refused_malformed_);
   }
   constexpr std::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
       !absl::EqualsIgnoreCase(ToAbsl(value.substr(0, kScheme.size())),
                               ToAbsl(kScheme))) {
-    return absl::UnauthenticatedError(
-        "authorization must be \"Bearer <token>\"");
+    return Refuse(
+        absl::UnauthenticatedError("authorization must be \"Bearer <token>\""),
+        refused_malformed_);
   }
   const std::string_view secret = value.substr(kScheme.size());
   if (!ValidateSecret(secret).ok()) {
-    return absl::UnauthenticatedError("malformed admin token");
+    return Refuse(absl::UnauthenticatedError("malformed admin token"),
+                  refused_malformed_);
   }
   const std::string hash = HashSecret(secret);
   const absl::Time now = clock_.Now();
+  bool known;
+  {
+    absl::MutexLock lock(&mu_);
+    known = verified_.contains(hash);
+  }
+  if (!known && !TryLookup(source, now)) {
+    return Refuse(absl::ResourceExhaustedError(
+                      "too many failed admin authentications; retry later"),
+                  refused_throttled_);
+  }
+  store_lookups_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<std::optional<ApiToken>> found = store_.FindApiToken(hash);
   if (!found.ok()) {
     if (found.status().code() == absl::StatusCode::kUnavailable &&
@@ -101,9 +165,12 @@ absl::StatusOr<Principal> AdminAuthenticator::Authenticate(
         "cannot verify the admin token: %s", found.status().message()));
   }
   if (!found->has_value()) {
-    absl::MutexLock lock(&mu_);
-    verified_.erase(hash);
-    return absl::UnauthenticatedError("unknown or revoked admin token");
+    {
+      absl::MutexLock lock(&mu_);
+      verified_.erase(hash);
+    }
+    return Refuse(absl::UnauthenticatedError("unknown or revoked admin token"),
+                  refused_unknown_);
   }
   Principal who{.actor = "token:" + (*found)->name, .role = (*found)->role};
   absl::MutexLock lock(&mu_);

@@ -22,6 +22,9 @@ absl::Duration AgentRateLimiter::TryAcquire(std::string_view agent_id,
         return b.tokens + absl::ToDoubleSeconds(now - b.updated) * rate >=
                options_.burst;
       });
+      if (buckets_.size() >= options_.max_agents) {
+        return absl::Seconds(std::max(cost, 1.0) / rate);
+      }
     }
     it = buckets_
              .emplace(std::string(agent_id),

@@ -27,7 +27,9 @@ class AgentRateLimiter {
     // Default 50000.
     double burst = 50'000;
     // Most agents tracked; beyond it buckets that are full (idle agents)
-    // are dropped first. Default 100000.
+    // are dropped first. When none is full, a key not yet tracked is refused
+    // (as if its bucket were empty) until one refills, so a flood of
+    // distinct keys cannot grow the table. Default 100000.
     size_t max_agents = 100'000;
   };
 

@@ -688,12 +688,23 @@ absl::StatusOr<Principal> AdminService::Authorize(
   if (const auto it = md.find("authorization"); it != md.end()) {
     authorization = std::string_view(it->second.data(), it->second.size());
   }
-  absl::StatusOr<Principal> who = auth_.Authenticate(authorization);
+  absl::StatusOr<Principal> who =
+      auth_.Authenticate(authorization, PeerAddress(context));
   if (!who.ok()) {
-    if (who.status().code() == absl::StatusCode::kUnauthenticated) {
-      RAMPART_LOG(Warning) << "AdminService." << method
-                           << ": refused caller at " << context.peer() << ": "
-                           << who.status().message();
+    const absl::StatusCode code = who.status().code();
+    if (code == absl::StatusCode::kUnauthenticated ||
+        code == absl::StatusCode::kResourceExhausted) {
+      // A flood of bad tokens must not become a flood of log lines.
+      if (const AdminAuthenticator::LogDecision d = auth_.ShouldLogRefusal();
+          d.log) {
+        RAMPART_LOG(Warning)
+            << "AdminService." << method << ": refused caller at "
+            << context.peer() << ": " << who.status().message()
+            << (d.suppressed > 0
+                    ? absl::StrFormat(" (%d earlier refusals not logged)",
+                                      d.suppressed)
+                    : std::string());
+      }
     }
     return who.status();
   }

@@ -237,7 +237,8 @@ std::vector<BadCase> BadCases() {
         "max_agents?)"}},
       {"server:\n  tls_cert: x\n",
        {"cfg.yaml:2:3: server.tls_cert: unknown key (valid keys: listen, "
-        "http_listen, db, insecure, allow_insecure_non_loopback)"}},
+        "http_listen, db, insecure, allow_insecure_non_loopback, "
+        "reflection)"}},
       {"allowlist:\n  - cidr: 10.0.0.0/8\n    coment: x\n",
        {"cfg.yaml:3:5: allowlist[0].coment: unknown key (did you mean "
         "comment?)"}},
@@ -408,6 +409,7 @@ server:
   db: sqlite:/var/lib/rampart/r.db
   insecure: true
   allow_insecure_non_loopback: true
+  reflection: true
 policy:
   half_life: 1m
   ban_threshold: 2

@@ -71,6 +71,25 @@ TEST(AgentRateLimiterTest, TrackedAgentsStayBounded) {
   }
 }
 
+TEST(AgentRateLimiterTest, NewKeysAreRefusedWhileEveryTrackedOneIsBusy) {
+  // A flood of distinct keys (admin auth keys buckets by source address)
+  // must not grow the table when no tracked bucket has refilled.
+  AgentRateLimiter limiter(
+      {.events_per_second = 1, .burst = 10, .max_agents = 4});
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(limiter.TryAcquire(absl::StrFormat("k%d", i), 1, kT0),
+              absl::ZeroDuration());
+  }
+  for (int i = 4; i < 1000; ++i) {
+    EXPECT_GT(limiter.TryAcquire(absl::StrFormat("k%d", i), 1, kT0),
+              absl::ZeroDuration());
+  }
+  EXPECT_EQ(limiter.TryAcquire("k0", 1, kT0), absl::ZeroDuration());
+  // Once a tracked bucket is full again, it makes room.
+  EXPECT_EQ(limiter.TryAcquire("k9999", 1, kT0 + absl::Seconds(2)),
+            absl::ZeroDuration());
+}
+
 // --- ProtectedAddresses
 // --------------------------------------------------------
 

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/store/in_memory_store.h"
@@ -122,6 +123,116 @@ TEST(AdminAuthOfflineTest, RecentlyVerifiedTokensSurviveAStoreOutage) {
   clock.Advance(absl::Minutes(6));
   EXPECT_EQ(auth.Authenticate("Bearer " + seen).status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+// issue 16 item 8a: each failed authentication cost a store look-up (and a
+// log line). Unverified tokens now need a look-up token from their source's
+// bucket; without one they are refused before the store is asked.
+TEST(AdminAuthThrottleTest, BadTokensFromOneSourceStopReachingTheStore) {
+  SimulatedClock clock{kT0};
+  InMemoryStore inner;
+  FlakyStore store{inner};
+  AdminAuthenticator auth({.source_lookups_per_second = 1,
+                           .source_lookup_burst = 5,
+                           .global_lookup_burst = 1000},
+                          store, clock);
+  const std::string good(40, 'g');
+  ASSERT_TRUE(auth.EnsureToken("ops", AdminRole::kAdmin, good).ok());
+  ASSERT_TRUE(auth.Authenticate("Bearer " + good, "192.0.2.1").ok());
+  const int before = store.token_lookups();
+  int unauthenticated = 0;
+  int throttled = 0;
+  for (int i = 0; i < 200; ++i) {
+    const absl::StatusCode code =
+        auth.Authenticate("Bearer " + std::string(40, 'a') + std::to_string(i),
+                          "192.0.2.1")
+            .status()
+            .code();
+    unauthenticated += code == absl::StatusCode::kUnauthenticated;
+    throttled += code == absl::StatusCode::kResourceExhausted;
+  }
+  // The burst of 5, less the look-up that first verified `good`.
+  EXPECT_EQ(unauthenticated, 4);
+  EXPECT_EQ(throttled, 196);
+  EXPECT_EQ(store.token_lookups() - before, 4);
+  // The verified token keeps working from the flooded address, and another
+  // address has a bucket of its own.
+  EXPECT_TRUE(auth.Authenticate("Bearer " + good, "192.0.2.1").ok());
+  EXPECT_EQ(auth.Authenticate("Bearer " + std::string(40, 'b'), "192.0.2.2")
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  // The bucket refills at the configured rate.
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(auth.Authenticate("Bearer " + std::string(40, 'c'), "192.0.2.1")
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth.Authenticate("Bearer " + std::string(40, 'd'), "192.0.2.1")
+                .status()
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  const AdminAuthenticator::Stats s = auth.stats();
+  EXPECT_EQ(s.refused_unknown, 6u);
+  EXPECT_EQ(s.refused_throttled, 197u);
+}
+
+TEST(AdminAuthThrottleTest, ManySourcesShareAGlobalBudget) {
+  SimulatedClock clock{kT0};
+  InMemoryStore inner;
+  FlakyStore store{inner};
+  AdminAuthenticator auth({.source_lookup_burst = 5,
+                           .global_lookups_per_second = 1,
+                           .global_lookup_burst = 10,
+                           .max_sources = 50},
+                          store, clock);
+  const std::string good(40, 'g');
+  ASSERT_TRUE(auth.EnsureToken("ops", AdminRole::kAdmin, good).ok());
+  ASSERT_TRUE(auth.Authenticate("Bearer " + good, "198.51.100.1").ok());
+  const int before = store.token_lookups();
+  for (int i = 0; i < 1000; ++i) {
+    const std::string source = absl::StrFormat("2001:db8::%x", i);
+    EXPECT_NE(auth.Authenticate("Bearer " + std::string(40, 'x'), source)
+                  .status()
+                  .code(),
+              absl::StatusCode::kOk);
+  }
+  EXPECT_LE(store.token_lookups() - before, 10);
+  EXPECT_TRUE(auth.Authenticate("Bearer " + good, "2001:db8::1").ok());
+}
+
+TEST(AdminAuthThrottleTest, ARevokedTokenLosesItsExemption) {
+  SimulatedClock clock{kT0};
+  InMemoryStore store;
+  AdminAuthenticator auth({.source_lookup_burst = 1}, store, clock);
+  const std::string secret(40, 'r');
+  ASSERT_TRUE(auth.EnsureToken("gone", AdminRole::kAdmin, secret).ok());
+  ASSERT_TRUE(auth.Authenticate("Bearer " + secret, "192.0.2.9").ok());
+  // Revoked by another process (`rampart-server token revoke`): this
+  // authenticator's cache is not told, the next call still refuses.
+  ASSERT_TRUE(store.RevokeApiToken("gone", kT0).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(
+        auth.Authenticate("Bearer " + secret, "192.0.2.9").status().code(),
+        absl::StatusCode::kOk);
+  }
+}
+
+TEST(AdminAuthThrottleTest, RefusalLogIsRateLimitedAndCountsTheRest) {
+  SimulatedClock clock{kT0};
+  InMemoryStore store;
+  AdminAuthenticator auth(
+      {.max_logged_refusals = 3, .log_interval = absl::Minutes(1)}, store,
+      clock);
+  int logged = 0;
+  for (int i = 0; i < 10; ++i) {
+    logged += auth.ShouldLogRefusal().log;
+  }
+  EXPECT_EQ(logged, 3);
+  clock.Advance(absl::Minutes(1));
+  const AdminAuthenticator::LogDecision d = auth.ShouldLogRefusal();
+  EXPECT_TRUE(d.log);
+  EXPECT_EQ(d.suppressed, 7u);
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 
 No Docker engine runs in CI, so this checks statically what the engine would
 rely on: services and their healthchecks, the depends_on condition, pinned
-image tags, volumes, a non-root user, ports that match the server config, and
+image tags, volumes, a non-root user, ports that match the server config (the
+HTTP port with /metrics published on loopback only, if at all), and
 that the Dockerfile builds with scripts/build-release.sh (which CI runs) and
 ships a HEALTHCHECK and a USER. With --server it also has rampart-server
 parse the compose and container configs (`healthcheck --config`, which reads
@@ -218,11 +219,11 @@ def check_compose(repo, docker):
     check(str(env.get("PGPASSWORD", "")).startswith("${") or any(
         str(k).startswith("PGPASSFILE") for k in env),
         "compose: rampart-server must get the password from the environment or a secret")
-    published = {}
+    published = {}  # container port -> host address ("" = every interface)
     for p in rs.get("ports", []):
-        m = re.fullmatch(r"(?:(?:[\d.]+|\[[0-9a-f:]+\]):)?(\d+):(\d+)(?:/tcp)?", str(p))
-        if check(m is not None, f"compose: port {p!r} must be HOST:CONTAINER"):
-            published[int(m.group(2))] = int(m.group(1))
+        m = re.fullmatch(r"(?:([\d.]+|\[[0-9a-f:]+\]):)?(\d+):(\d+)(?:/tcp)?", str(p))
+        if check(m is not None, f"compose: port {p!r} must be [ADDRESS:]HOST:CONTAINER"):
+            published[int(m.group(3))] = m.group(1) or ""
     pki_mount = [v for v in rs.get("volumes", [])
                  if str(v).split(":")[1:2] == ["/etc/rampart/pki"]]
     check(len(pki_mount) == 1 and str(pki_mount[0]).endswith(":ro"),
@@ -239,7 +240,14 @@ def check_compose(repo, docker):
         for what, port in (("listen", grpc), ("http_listen", http)):
             check(str(server.get(what, "")).startswith(("0.0.0.0:", "[::]:")),
                   f"compose config: server.{what} must listen on all interfaces in a container")
-            check(port in published, f"compose: server.{what} port {port} is not published")
+            if what == "listen":
+                check(port in published, f"compose: server.{what} port {port} is not published")
+            elif port in published:
+                # /metrics lists every agent (id, version, addresses): never on
+                # every interface of the host by default (issue 16 item 8d).
+                check(published[port] in ("127.0.0.1", "[::1]"),
+                      f"compose: the HTTP port {port} (/metrics: agent inventory) must be "
+                      f"published on 127.0.0.1 only, is {published[port] or 'every interface'}")
             check(port in docker["expose"], f"Dockerfile: server.{what} port {port} is not EXPOSEd")
     return config_file
 

@@ -19,6 +19,8 @@ class FlakyStore final : public Store {
   // While set, every call fails with kUnavailable (database down).
   void SetDown(bool down) { down_ = down; }
   int commits() const { return commits_; }
+  // FindApiToken calls so far (also those failed while down).
+  int token_lookups() const { return token_lookups_; }
 
   // Store
   absl::Status Commit(const CommitRecord& r) override {
@@ -93,6 +95,7 @@ class FlakyStore final : public Store {
   }
   absl::StatusOr<std::optional<ApiToken>> FindApiToken(
       std::string_view hash) override {
+    ++token_lookups_;
     if (down_) return Down();
     return inner_.FindApiToken(hash);
   }
@@ -113,6 +116,7 @@ class FlakyStore final : public Store {
   std::atomic<int> fail_commits_{0};
   std::atomic<bool> down_{false};
   std::atomic<int> commits_{0};
+  std::atomic<int> token_lookups_{0};
 };
 
 // Records what a Correlator published.

@@ -189,6 +189,60 @@ TEST_F(TlsIntegrationTest, EnrollmentHappyPathThenMutualTlsStream) {
   EXPECT_THAT(out, HasSubstr(R"("peer": "127.0.0.1")"));
 }
 
+// issue 16 item 8e: the enrollment token need not be on the command line
+// (where `ps` shows it): --token-file FILE and --token-file - (stdin).
+TEST_F(TlsIntegrationTest, EnrollReadsTheTokenFromAFileOrStandardInput) {
+  const std::string file = certs_->path("enroll.token");
+  std::ofstream(file) << "  " << NewToken("dom-01") << "  \nignored\n";
+  auto from_file =
+      RunProcess(AgentBinary(),
+                 {"enroll", "--server", target(), "--ca-file",
+                  certs_->path("ca.pem"), "--token-file", file, "--agent-id",
+                  "dom-01", "--state-dir", certs_->path("f1")});
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_TRUE(WIFEXITED(from_file->status) &&
+              WEXITSTATUS(from_file->status) == 0)
+      << from_file->err;
+  EXPECT_TRUE(std::ifstream(certs_->path("f1") + "/tls/agent.pem").good());
+
+  const std::string token = NewToken("dom-02");
+  auto from_stdin = RunProcess(
+      "/bin/sh",
+      {"-c",
+       absl::StrFormat("printf '%%s\\n' \"$1\" | \"$2\" enroll --server "
+                       "%s --ca-file %s --token-file - --agent-id dom-02 "
+                       "--state-dir %s",
+                       target(), certs_->path("ca.pem"), certs_->path("f2")),
+       "sh", token, AgentBinary()});
+  ASSERT_TRUE(from_stdin.ok()) << from_stdin.status();
+  EXPECT_TRUE(WIFEXITED(from_stdin->status) &&
+              WEXITSTATUS(from_stdin->status) == 0)
+      << from_stdin->err;
+  EXPECT_TRUE(std::ifstream(certs_->path("f2") + "/tls/agent.pem").good());
+
+  // Both, or an empty file, are usage errors (exit 2) before any network call.
+  std::ofstream(certs_->path("empty.token")) << "\n";
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--token", "x", "--token-file", file},
+        std::vector<std::string>{"--token-file", certs_->path("empty.token")},
+        std::vector<std::string>{"--token-file", certs_->path("missing")}}) {
+    std::vector<std::string> args = {"enroll",
+                                     "--server",
+                                     target(),
+                                     "--ca-file",
+                                     certs_->path("ca.pem"),
+                                     "--agent-id",
+                                     "dom-03",
+                                     "--state-dir",
+                                     certs_->path("f3")};
+    args.insert(args.end(), bad.begin(), bad.end());
+    auto r = RunProcess(AgentBinary(), args);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(WIFEXITED(r->status) && WEXITSTATUS(r->status) != 0)
+        << bad.back();
+  }
+}
+
 TEST_F(TlsIntegrationTest, TokenIsSingleUseAndBoundToItsAgent) {
   const std::string token = NewToken("dom-01");
   // Issued for dom-01: useless for dom-02, with the one error for all.
