@@ -326,10 +326,6 @@ std::vector<std::string> RenderExport(ExportFormat format,
 // prints host prefixes bare).
 std::string CidrText(const IpPrefix& prefix);
 
-// True if `s` is well-formed UTF-8 (no overlongs, surrogates or code points
-// above U+10FFFF).
-bool IsValidUtf8(std::string_view s);
-
 // True if `prefix` is broader than the admin limit: /16 for IPv4, /32 for
 // IPv6 (AddBanRequest.allow_broad_prefix lifts it).
 bool IsBroadPrefix(const IpPrefix& prefix);
