@@ -24,6 +24,7 @@
 #include "common/edit_distance.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 #include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/parser.h"
@@ -222,42 +223,20 @@ size_t FindBadByte(std::string_view s, bool allow_whitespace,
       ++i;
       continue;
     }
-    int len = 0;
-    uint32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      *why = "invalid UTF-8";
+    const size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) {
+      const size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      *why = c >= 0xc2 && c <= 0xf4 && i + want > s.size()
+                 ? "invalid UTF-8 (truncated sequence)"
+                 : "invalid UTF-8";
       return i;
     }
-    if (i + len > s.size()) {
-      *why = "invalid UTF-8 (truncated sequence)";
-      return i;
-    }
-    for (int k = 1; k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) {
-        *why = "invalid UTF-8";
-        return i;
-      }
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    const bool overlong =
-        (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-      *why = "invalid UTF-8";
-      return i;
-    }
-    // C1 controls (U+0080..U+009F) are as unprintable as C0 ones.
-    if (cp >= 0x80 && cp <= 0x9f) {
-      *why = absl::StrFormat("control character U+%04X", cp);
+    // C1 controls (U+0080..U+009F, encoded C2 80..C2 9F) are as unprintable
+    // as C0 ones.
+    if (const auto next = static_cast<unsigned char>(s[i + 1]);
+        c == 0xc2 && next <= 0x9f) {
+      *why = absl::StrFormat("control character U+%04X",
+                             static_cast<uint32_t>(next));
       return i;
     }
     i += len;
