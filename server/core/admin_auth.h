@@ -36,7 +36,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "server/core/records.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

@@ -44,7 +44,7 @@
 #include "server/core/policy.h"
 #include "server/core/protected_addresses.h"
 #include "server/core/records.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 
