@@ -35,9 +35,9 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "server/core/store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
-#include "server/store/store.h"
 
 namespace rampart::server {
 namespace {

@@ -159,15 +159,6 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
   return out;
 }
 
-uint64_t Fnv1a64(std::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 absl::Status ReadSmallFile(const std::string& path, size_t max_bytes,
                            std::string* contents) {
   absl::StatusOr<std::string> text = ReadFileBounded(path, max_bytes);

@@ -34,10 +34,6 @@ absl::Status WriteFileAtomically(const std::string& path,
 absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
                                             size_t max_bytes);
 
-// 64-bit FNV-1a of `data`: a stable checksum (same on every platform and
-// run), for corruption detection and netsh chunk hashes; not cryptographic.
-uint64_t Fnv1a64(std::string_view data);
-
 // Reads a whole file of at most `max_bytes` into `*contents`. NotFound if
 // it does not exist, DataLoss if it is larger than max_bytes.
 absl::Status ReadSmallFile(const std::string& path, size_t max_bytes,

@@ -8,6 +8,8 @@
 // starts_with/ends_with), these helpers, and absl::StrFormat (which does
 // accept std::string_view) for messages.
 
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -63,6 +65,35 @@ inline std::string Abbreviate(std::string_view s, size_t max = 80) {
     return std::string(s);
   }
   return std::string(s.substr(0, max)) + "...";
+}
+
+// `s` in double quotes with control characters (as \xNN), quotes and
+// backslashes escaped, cut to `max` bytes (then "..." before the closing
+// quote): safe to embed hostile input in a message, and a valid YAML
+// double-quoted scalar when not cut.
+inline std::string QuoteEscaped(
+    std::string_view s, size_t max = std::numeric_limits<size_t>::max()) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == max) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
 }
 
 }  // namespace rampart

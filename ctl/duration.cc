@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "common/duration.h"
 #include "common/strings.h"
 
 namespace rampart::ctl {
@@ -25,58 +26,10 @@ const std::array<Unit, 4>& Units() {
   return kUnits;
 }
 
-absl::Status Invalid(std::string_view text, std::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrFormat("invalid duration \"%s\": %s (examples: 90s, 30m, 2h, "
-                      "7d, 1h30m)",
-                      Abbreviate(text, 40), why));
-}
-
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
-  if (text.empty()) {
-    return Invalid(text, "empty");
-  }
-  absl::Duration total = absl::ZeroDuration();
-  size_t next_unit = 0;  // index into Units() of the smallest unit allowed
-  size_t i = 0;
-  while (i < text.size()) {
-    int64_t value = 0;
-    size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (++digits > kMaxGroupDigits) {
-        return Invalid(text, "number too long");
-      }
-      value = value * 10 + (text[i] - '0');
-      ++i;
-    }
-    if (digits == 0) {
-      return Invalid(text, "expected a number");
-    }
-    if (i == text.size()) {
-      return Invalid(text, "missing unit (d, h, m or s)");
-    }
-    const char unit = text[i++];
-    size_t u = next_unit;
-    while (u < Units().size() && Units()[u].name != unit) {
-      ++u;
-    }
-    if (u == Units().size()) {
-      bool known = false;
-      for (const Unit& k : Units()) {
-        known = known || k.name == unit;
-      }
-      return Invalid(text, known ? "units must appear once, largest first"
-                                 : "unknown unit (use d, h, m or s)");
-    }
-    total += value * Units()[u].length;
-    next_unit = u + 1;
-  }
-  if (total > absl::Hours(24 * 365 * 100)) {
-    return Invalid(text, "longer than 100 years");
-  }
-  return total;
+  return rampart::ParseDuration(text, {.max_group_digits = kMaxGroupDigits});
 }
 
 absl::StatusOr<absl::Duration> ParseDurationInRange(std::string_view what,

@@ -9,15 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace rampart::ctl {
-
-// Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates,
-// <= U+10FFFF) starting at s[i], or 0 if the bytes there are not one.
-// REQUIRES: i < s.size().
-size_t Utf8SequenceLength(std::string_view s, size_t i);
-
-// True if all of `s` is valid UTF-8.
-bool IsValidUtf8(std::string_view s);
 
 // Text for a table cell or CSV field: valid printable UTF-8 is copied;
 // backslash becomes "\\"; C0 controls, DEL, C1 controls (U+0080..U+009F) and

@@ -12,6 +12,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "common/duration.h"
+#include "common/edit_distance.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "yaml-cpp/yaml.h"
@@ -46,22 +48,6 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
             "max_bans"}},
       };
   return *schema;
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    prev[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
-                         prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 std::string Where(const YAML::Node& node) {
@@ -469,60 +455,7 @@ std::string DefaultAgentId() {
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseAgentDuration(std::string_view text) {
-  const auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("\"%s\" is not a duration (%s; e.g. 500ms, 90s, "
-                        "1h30m)",
-                        Abbreviate(text, 32), why));
-  };
-  if (text.empty()) {
-    return bad("empty");
-  }
-  // Units largest first; each at most once, in this order.
-  constexpr std::pair<std::string_view, int64_t> kUnits[] = {
-      {"d", 86'400'000}, {"h", 3'600'000}, {"ms", 1},
-      {"m", 60'000},     {"s", 1000},
-  };
-  constexpr int kRank[] = {0, 1, 4, 2, 3};  // order d h m s ms
-  int last_rank = -1;
-  int64_t total_ms = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = i;
-    while (j < text.size() && text[j] >= '0' && text[j] <= '9') {
-      ++j;
-    }
-    if (j == i) {
-      return bad("expected digits");
-    }
-    int64_t n = 0;
-    const auto [end, ec] = std::from_chars(text.data() + i, text.data() + j, n);
-    if (ec != std::errc() || n > 1'000'000'000) {
-      return bad("number too large");
-    }
-    int unit = -1;
-    for (int u = 0; u < 5; ++u) {
-      const std::string_view name = kUnits[u].first;
-      if (text.substr(j, name.size()) == name &&
-          (name != "m" || text.substr(j, 2) != "ms")) {
-        unit = u;
-        break;
-      }
-    }
-    if (unit < 0) {
-      return bad("missing or unknown unit");
-    }
-    if (kRank[unit] <= last_rank) {
-      return bad("units must appear once, largest first");
-    }
-    last_rank = kRank[unit];
-    total_ms += n * kUnits[unit].second;
-    if (total_ms > int64_t{36500} * 86'400'000) {
-      return bad("longer than 100 years");
-    }
-    i = j + kUnits[unit].first.size();
-  }
-  return absl::Milliseconds(total_ms);
+  return ParseDuration(text, {.milliseconds = true});
 }
 
 absl::Status ValidateServerAddress(std::string_view text) {

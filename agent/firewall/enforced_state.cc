@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/firewall/enforced_state_store.h"
 #include "common/file_util.h"
+#include "common/hash.h"
 #include "common/strings.h"
 
 namespace rampart::agent {
@@ -107,7 +108,7 @@ std::string EncodeEnforcedState(const EnforcedState& state) {
     }
     out.append("\n");
   }
-  const uint64_t sum = file_util::Fnv1a64(out);
+  const uint64_t sum = Fnv1a64(out);
   out.append("checksum ");
   out.append(Hex16(sum));
   out.append("\n");
@@ -188,7 +189,7 @@ absl::StatusOr<EnforcedState> DecodeEnforcedState(std::string_view text) {
   if (!line.has_value() || !KeyValue(*line, "checksum", &value)) {
     return Bad(r, "missing checksum");
   }
-  if (value != Hex16(file_util::Fnv1a64(text.substr(0, body_end)))) {
+  if (value != Hex16(Fnv1a64(text.substr(0, body_end)))) {
     return Bad(r, "checksum mismatch");
   }
   if (r.pos() != text.size()) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
+#include "common/hash.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -106,8 +107,7 @@ std::optional<DeltaRecord> NextRecord(std::string_view* text) {
   const size_t body = text->size() - rest.size();
   line = next_line();
   if (!line.has_value() ||
-      *line != absl::StrFormat("end %016x",
-                               file_util::Fnv1a64(text->substr(0, body)))) {
+      *line != absl::StrFormat("end %016x", Fnv1a64(text->substr(0, body)))) {
     return std::nullopt;
   }
   *text = rest;
@@ -137,7 +137,7 @@ std::string EnforcedStateStore::EncodeDelta(
       s += " -\n";
     }
   }
-  absl::StrAppendFormat(&s, "end %016x\n", file_util::Fnv1a64(s));
+  absl::StrAppendFormat(&s, "end %016x\n", Fnv1a64(s));
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/firewall/subprocess.h"
 #include "common/file_util.h"
+#include "common/hash.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -49,7 +50,7 @@ std::string AddressList(const absl::btree_set<IpPrefix>& members) {
 }
 
 uint64_t ChunkHash(const absl::btree_set<IpPrefix>& members) {
-  return file_util::Fnv1a64(AddressList(members));
+  return Fnv1a64(AddressList(members));
 }
 
 // The PowerShell helper and preamble; @GROUP@, @PREFIX@, @SCOPE@ are
@@ -294,7 +295,7 @@ std::string NetshFirewall::EncodeState() const {
       absl::StrAppendFormat(&s, "%d %s\n", n, Cidr(p));
     }
   }
-  absl::StrAppendFormat(&s, "checksum %016x\n", file_util::Fnv1a64(s));
+  absl::StrAppendFormat(&s, "checksum %016x\n", Fnv1a64(s));
   return s;
 }
 
@@ -307,9 +308,8 @@ absl::Status NetshFirewall::LoadState() {
   std::string_view rest = *text;
   const size_t sum_at = rest.rfind("checksum ");
   if (sum_at == std::string_view::npos ||
-      rest.substr(sum_at) !=
-          absl::StrFormat("checksum %016x\n",
-                          file_util::Fnv1a64(rest.substr(0, sum_at)))) {
+      rest.substr(sum_at) != absl::StrFormat("checksum %016x\n",
+                                             Fnv1a64(rest.substr(0, sum_at)))) {
     return absl::DataLossError("checksum mismatch");
   }
   rest = rest.substr(0, sum_at);

@@ -12,19 +12,17 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/hash.h"
+
 namespace rampart::agent {
 
-inline constexpr uint64_t kFnv64Offset = 0xcbf29ce484222325ull;
+inline constexpr uint64_t kFnv64Offset = kFnv1a64Offset;
 
-// FNV-1a of `data`, continuing from `seed` (kFnv64Offset for a fresh hash).
+// FNV-1a of `data` (common/hash.h), continuing from `seed` (kFnv64Offset
+// for a fresh hash).
 inline uint64_t ContentHash64(std::string_view data,
                               uint64_t seed = kFnv64Offset) {
-  uint64_t h = seed;
-  for (const char c : data) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001b3ull;
-  }
-  return h;
+  return Fnv1a64(data, seed);
 }
 
 // 32-bit fold of ContentHash64, for the per-line records.

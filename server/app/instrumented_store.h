@@ -3,7 +3,9 @@
 // InstrumentedStore: a Store decorator that records the latency of every call
 // (rampart_store_seconds{op}) and its failures (rampart_store_errors_total
 // {op,code}) in the metrics registry, and remembers the outcome of the last
-// call for readiness. The server wraps its real store in one.
+// call for readiness. The server wraps its real store in one. A StoreWrapper:
+// a call added to Store is forwarded (uninstrumented) until it is listed
+// here.
 //
 // Thread-safety: as thread-safe as the wrapped store (the decorator itself
 // only touches atomics).
@@ -13,11 +15,11 @@
 #include <string>
 
 #include "common/metrics.h"
-#include "server/store/store.h"
+#include "server/store/store_wrapper.h"
 
 namespace rampart::server {
 
-class InstrumentedStore final : public Store {
+class InstrumentedStore final : public StoreWrapper {
  public:
   // `inner` and `registry` must outlive this object.
   InstrumentedStore(Store& inner, metrics::Registry& registry);
@@ -29,6 +31,10 @@ class InstrumentedStore final : public Store {
   // Store
   absl::Status Commit(const CommitRecord& record) override;
   absl::StatusOr<bool> HasBatch(const BatchId& batch) override;
+  // Store's default: one instrumented HasBatch() per batch (as before the
+  // StoreWrapper base; the wrapped store's one-query HasBatches is not used).
+  absl::StatusOr<std::vector<bool>> HasBatches(
+      const std::vector<BatchId>& batches) override;
   absl::StatusOr<DurableState> LoadState(absl::Time now) override;
   absl::StatusOr<std::vector<JournalEntry>> JournalSince(uint64_t after,
                                                          size_t limit) override;
@@ -58,7 +64,6 @@ class InstrumentedStore final : public Store {
  private:
   class Op;
 
-  Store& inner_;
   metrics::Registry& registry_;
   std::atomic<bool> healthy_{true};
 };

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "server/config/server_config.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

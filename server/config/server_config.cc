@@ -20,8 +20,11 @@
 #include <variant>
 
 #include "absl/strings/str_format.h"
+#include "common/duration.h"
+#include "common/edit_distance.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 #include "yaml-cpp/depthguard.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/parser.h"
@@ -187,24 +190,7 @@ std::vector<std::string_view> NamesOf(const Key<S> (&keys)[N]) {
 // a valid YAML double-quoted scalar when not cut.
 std::string Quote(std::string_view s,
                   size_t max = std::numeric_limits<size_t>::max()) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == max) {
-      out += "...";
-      break;
-    }
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      out += absl::StrFormat("\\x%02x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  return out;
+  return QuoteEscaped(s, max);
 }
 std::string QuoteShort(std::string_view s) { return Quote(s, 64); }
 
@@ -226,24 +212,6 @@ std::string JoinPath(std::string_view path, std::string_view key) {
   return absl::StrFormat("%s.%s", path, KeyForPath(key));
 }
 
-// Levenshtein distance; callers bound the input lengths.
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1);
-  std::vector<size_t> cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    prev[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 // Offset of the first byte that is not valid UTF-8 or is a control character
 // (C0 other than tab/LF/CR, DEL; with `allow_whitespace` false also tab, LF
 // and CR), or npos. Sets *why.
@@ -263,42 +231,20 @@ size_t FindBadByte(std::string_view s, bool allow_whitespace,
       ++i;
       continue;
     }
-    int len = 0;
-    uint32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      *why = "invalid UTF-8";
+    const size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) {
+      const size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      *why = c >= 0xc2 && c <= 0xf4 && i + want > s.size()
+                 ? "invalid UTF-8 (truncated sequence)"
+                 : "invalid UTF-8";
       return i;
     }
-    if (i + len > s.size()) {
-      *why = "invalid UTF-8 (truncated sequence)";
-      return i;
-    }
-    for (int k = 1; k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) {
-        *why = "invalid UTF-8";
-        return i;
-      }
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    const bool overlong =
-        (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-      *why = "invalid UTF-8";
-      return i;
-    }
-    // C1 controls (U+0080..U+009F) are as unprintable as C0 ones.
-    if (cp >= 0x80 && cp <= 0x9f) {
-      *why = absl::StrFormat("control character U+%04X", cp);
+    // C1 controls (U+0080..U+009F, encoded C2 80..C2 9F) are as unprintable
+    // as C0 ones.
+    if (const auto next = static_cast<unsigned char>(s[i + 1]);
+        c == 0xc2 && next <= 0x9f) {
+      *why = absl::StrFormat("control character U+%04X",
+                             static_cast<uint32_t>(next));
       return i;
     }
     i += len;
@@ -1464,98 +1410,14 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
 // Durations
 
 absl::StatusOr<absl::Duration> ParseConfigDuration(std::string_view text) {
-  auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("invalid duration %s: %s", QuoteShort(text), why));
-  };
-  if (text.empty()) {
-    return bad("empty (use e.g. \"90s\", \"15m\", \"1h30m\", \"7d\")");
-  }
-  if (text.front() == '-') {
-    return bad("negative durations are not allowed");
-  }
-  struct Unit {
-    char name;
-    int64_t seconds;
-  };
-  constexpr Unit kUnits[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
-  const std::string too_large =
-      absl::StrFormat("too large (the maximum is %s)",
-                      FormatConfigDuration(kMaxConfigDuration));
-  int64_t total = 0;
-  size_t next_unit = 0;  // index into kUnits: units must strictly descend
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t start = i;
-    while (i < text.size() && IsDigit(text[i])) {
-      ++i;
-    }
-    if (i == start) {
-      return bad(absl::StrFormat("expected a number at %s",
-                                 Quote(text.substr(i), 16)));
-    }
-    const std::string_view digits = text.substr(start, i - start);
-    if (i == text.size()) {
-      return bad(absl::StrFormat("missing unit after %s (use s, m, h or d)",
-                                 Abbreviate(digits, 24)));
-    }
-    const char u = text[i];
-    if (u == '.' || u == ',') {
-      return bad(
-          "fractions are not supported; combine units (1h30m, not 1.5h)");
-    }
-    if (u == 'm' && i + 1 < text.size() && text[i + 1] == 's') {
-      return bad("milliseconds are not supported; the smallest unit is s");
-    }
-    size_t k = 0;
-    while (k < std::size(kUnits) && kUnits[k].name != u) {
-      ++k;
-    }
-    if (k == std::size(kUnits)) {
-      return bad(absl::StrFormat("unknown unit %s (use s, m, h or d)",
-                                 Quote(text.substr(i, 1))));
-    }
-    if (k < next_unit) {
-      return bad("each unit may appear once, largest first (e.g. 1h30m)");
-    }
-    next_unit = k + 1;
-    ++i;
-    int64_t value = 0;
-    const auto [end, ec] =
-        std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (ec != std::errc() || end != digits.data() + digits.size() ||
-        value > kMaxSeconds / kUnits[k].seconds) {
-      return bad(too_large);
-    }
-    const int64_t add = value * kUnits[k].seconds;
-    if (total > kMaxSeconds - add) {
-      return bad(too_large);
-    }
-    total += add;
-  }
-  return absl::Seconds(total);
+  return ParseDuration(text, {.max = kMaxConfigDuration});
 }
 
 std::string FormatConfigDuration(absl::Duration d) {
-  if (d < absl::ZeroDuration() || d > kMaxConfigDuration ||
-      d != absl::Seconds(absl::ToInt64Seconds(d))) {
+  if (d > kMaxConfigDuration) {
     return absl::FormatDuration(d);
   }
-  int64_t s = absl::ToInt64Seconds(d);
-  if (s == 0) {
-    return "0s";
-  }
-  std::string text;
-  for (const auto& [unit, seconds] : {std::pair<char, int64_t>{'d', 86400},
-                                      {'h', 3600},
-                                      {'m', 60},
-                                      {'s', 1}}) {
-    if (s >= seconds) {
-      text += absl::StrFormat("%d%c", s / seconds, unit);
-      s %= seconds;
-    }
-  }
-  return text;
+  return FormatDurationUnits(d);
 }
 
 // ---------------------------------------------------------------------------

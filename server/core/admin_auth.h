@@ -54,7 +54,7 @@
 #include "common/clock.h"
 #include "server/core/agent_rate_limiter.h"
 #include "server/core/records.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

@@ -9,9 +9,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
+#include "common/hash.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "nlohmann/json.hpp"
 
@@ -80,15 +82,6 @@ std::string Truncated(std::string s, size_t max) {
   return s + "...";
 }
 
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -98,48 +91,6 @@ std::string CidrText(const IpPrefix& prefix) {
   std::string out = prefix.address().ToString();
   absl::StrAppendFormat(&out, "/%d", prefix.length());
   return out;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int n = 0;
-    uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + static_cast<size_t>(n) >= s.size()) {
-      return false;  // truncated sequence
-    }
-    for (int k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-      if ((cc & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr std::array<uint32_t, 4> kMin = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[static_cast<size_t>(n)] || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += static_cast<size_t>(n) + 1;
-  }
-  return true;
 }
 
 bool IsBroadPrefix(const IpPrefix& prefix) {

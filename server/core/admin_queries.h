@@ -44,7 +44,7 @@
 #include "server/core/policy.h"
 #include "server/core/protected_addresses.h"
 #include "server/core/records.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 
@@ -325,10 +325,6 @@ std::vector<std::string> RenderExport(ExportFormat format,
 // "198.51.100.7/32": a prefix always with its length (IpPrefix::ToString
 // prints host prefixes bare).
 std::string CidrText(const IpPrefix& prefix);
-
-// True if `s` is well-formed UTF-8 (no overlongs, surrogates or code points
-// above U+10FFFF).
-bool IsValidUtf8(std::string_view s);
 
 // True if `prefix` is broader than the admin limit: /16 for IPv4, /32 for
 // IPv6 (AddBanRequest.allow_broad_prefix lifts it).

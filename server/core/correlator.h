@@ -36,7 +36,7 @@
 #include "server/core/detector.h"
 #include "server/core/policy.h"
 #include "server/core/protected_addresses.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

@@ -26,10 +26,10 @@
 #include "common/ip_address.h"
 #include "server/core/auth_event.h"
 #include "server/core/ban.h"
+#include "server/core/durable_state.h"
 #include "server/core/policy.h"
 #include "server/core/protected_addresses.h"
 #include "server/core/records.h"
-#include "server/store/store.h"
 
 namespace rampart::server {
 

@@ -37,7 +37,7 @@
 #include "common/metrics.h"
 #include "server/core/auth_event.h"
 #include "server/core/correlator.h"
-#include "server/store/store.h"
+#include "server/core/durable_state.h"
 
 namespace rampart::server {
 

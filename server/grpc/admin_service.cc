@@ -8,9 +8,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "common/hash.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 #include "server/grpc/conversions.h"
 #include "server/grpc/peer_identity.h"
 
@@ -147,15 +149,6 @@ struct Page {
   std::string after;  // key of the last item of the previous page
 };
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 std::string Hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -186,7 +179,7 @@ absl::StatusOr<Page> PageField(int32_t page_size, const std::string& token,
     return page;
   }
   std::string raw;
-  const std::string fp = Hex64(Fnv1a(fingerprint));
+  const std::string fp = Hex64(Fnv1a64(fingerprint));
   if (token.size() > kMaxPageToken ||
       !absl::WebSafeBase64Unescape(ToAbsl(token), &raw) ||
       raw.size() <= fp.size() || raw.compare(0, fp.size(), fp) != 0) {
@@ -217,7 +210,7 @@ std::vector<T> TakePage(std::vector<std::pair<std::string, T>> items,
   }
   next_token->clear();
   if (it != items.end() && !out.empty()) {
-    const std::string raw = Hex64(Fnv1a(fingerprint)) + (it - 1)->first;
+    const std::string raw = Hex64(Fnv1a64(fingerprint)) + (it - 1)->first;
     *next_token = absl::WebSafeBase64Escape(ToAbsl(raw));
   }
   return out;

@@ -58,8 +58,8 @@
 #include "server/core/admin_queries.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
+#include "server/core/store.h"
 #include "server/enroll/enrollment_manager.h"
-#include "server/store/store.h"
 
 namespace rampart::server {
 

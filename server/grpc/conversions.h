@@ -17,7 +17,7 @@
 #include "rampart/v1/common.pb.h"
 #include "server/core/auth_event.h"
 #include "server/core/ban.h"
-#include "server/store/store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/utf8.h"
 #include "server/store/pg_migrations.h"
 #include "server/store/pg_status.h"
 
@@ -371,48 +372,7 @@ absl::StatusOr<IpPrefix> ParsePrefix(const pqxx::field& field) {
 // True if `s` is valid UTF-8 without NUL: what a PostgreSQL text value
 // (UTF8 database) can hold.
 bool IsPgText(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) {
-      return false;
-    }
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len = 0;
-    uint32_t cp = 0;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) {
-      return false;
-    }
-    for (int k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
+  return s.find('\0') == std::string_view::npos && IsValidUtf8(s);
 }
 
 absl::Status CheckText(std::string_view field, std::string_view value) {

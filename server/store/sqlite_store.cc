@@ -10,12 +10,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "server/store/migrations.h"
 #include "server/store/sqlite_migrations.h"
+#include "server/store/sqlite_statement.h"
 
 namespace rampart::server {
 namespace {
@@ -407,13 +409,21 @@ const char* SynchronousPragma(SqliteSynchronous mode) {
 
 // --- Construction and migrations --------------------------------------------
 
-SqliteStore::SqliteStore(const SqliteStoreOptions& options, SqliteDb db)
-    : options_(options), db_(std::move(db)) {}
+struct SqliteStore::Connection {
+  explicit Connection(SqliteDb d) : db(std::move(d)) {}
+  // Declared before the statements, so that they are finalised before the
+  // connection closes.
+  SqliteDb db;
+  absl::flat_hash_map<const char*, std::unique_ptr<SqliteStatement>> statements;
+};
+
+SqliteStore::SqliteStore(const SqliteStoreOptions& options,
+                         std::unique_ptr<Connection> connection)
+    : options_(options), conn_(std::move(connection)) {}
 
 SqliteStore::~SqliteStore() {
   absl::MutexLock lock(&mu_);
-  statements_.clear();  // finalise before the connection closes
-  db_.reset();
+  conn_.reset();  // the statements are finalised before the connection closes
 }
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Create(
@@ -462,7 +472,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Create(
   sqlite3_busy_timeout(raw, static_cast<int>(std::clamp<int64_t>(
                                 busy_ms, 0, std::numeric_limits<int>::max())));
   // Not make_unique: the constructor is private.
-  std::unique_ptr<SqliteStore> store(new SqliteStore(options, std::move(db)));
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(options, std::make_unique<Connection>(std::move(db))));
   if (absl::Status s = store->Configure(); !s.ok()) {
     return fail(s);
   }
@@ -491,7 +502,7 @@ absl::Status SqliteStore::Configure() {
     const std::string sql = absl::StrFormat(
         "PRAGMA cache_size = %d", -int64_t{options_.cache_mib} * 1024);
     ASSIGN_OR_RETURN(std::unique_ptr<SqliteStatement> s,
-                     SqliteStatement::Prepare(db_.get(), sql.c_str()));
+                     SqliteStatement::Prepare(conn_->db.get(), sql.c_str()));
     RETURN_IF_ERROR(s->Run());
   }
   return Exec(kPragmaForeignKeysOn);
@@ -526,11 +537,11 @@ absl::Status SqliteStore::MigrateLocked() {
     // Embedded, trusted SQL with several statements: sqlite3_exec.
     char* error = nullptr;
     const int rc =
-        sqlite3_exec(db_.get(), m->sql.c_str(), nullptr, nullptr, &error);
+        sqlite3_exec(conn_->db.get(), m->sql.c_str(), nullptr, nullptr, &error);
     sqlite3_free(error);  // the same text is in sqlite3_errmsg()
     if (rc != SQLITE_OK) {
       return SqliteError(
-          db_.get(), rc,
+          conn_->db.get(), rc,
           absl::StrFormat("migration %s", MigrationLabel(m->version, m->name)));
     }
     ASSIGN_OR_RETURN(ScopedStatement s, Statement(kInsertMigration));
@@ -560,11 +571,11 @@ absl::StatusOr<int> SqliteStore::SynchronousForTest() {
 // --- Statement and transaction helpers --------------------------------------
 
 absl::StatusOr<ScopedStatement> SqliteStore::Statement(const char* sql) {
-  auto it = statements_.find(sql);
-  if (it == statements_.end()) {
+  auto it = conn_->statements.find(sql);
+  if (it == conn_->statements.end()) {
     ASSIGN_OR_RETURN(std::unique_ptr<SqliteStatement> prepared,
-                     SqliteStatement::Prepare(db_.get(), sql));
-    it = statements_.emplace(sql, std::move(prepared)).first;
+                     SqliteStatement::Prepare(conn_->db.get(), sql));
+    it = conn_->statements.emplace(sql, std::move(prepared)).first;
   }
   it->second->Reset();
   return ScopedStatement(it->second.get());
@@ -585,7 +596,7 @@ absl::Status SqliteStore::Finish(absl::Status status) {
   }
   // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) roll back by themselves;
   // roll back only if a transaction is still open.
-  if (!status.ok() && sqlite3_get_autocommit(db_.get()) == 0) {
+  if (!status.ok() && sqlite3_get_autocommit(conn_->db.get()) == 0) {
     if (absl::Status r = Exec(kRollbackTransaction); !r.ok()) {
       RAMPART_LOG(Error) << "sqlite " << options_.path
                          << ": ROLLBACK failed: " << r;

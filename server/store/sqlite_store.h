@@ -42,16 +42,16 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/store.h"
 #include "server/store/enrollment_store.h"
-#include "server/store/sqlite_statement.h"
-#include "server/store/store.h"
 
 namespace rampart::server {
+
+class ScopedStatement;  // server/store/sqlite_statement.h (private)
 
 // PRAGMA synchronous. kFull (the default): every commit waits for fsync of
 // the WAL (durable before publication). kExtra: as kFull (it differs only
@@ -149,7 +149,12 @@ class SqliteStore final : public Store, public EnrollmentStore {
   absl::StatusOr<int> SynchronousForTest();
 
  private:
-  SqliteStore(const SqliteStoreOptions& options, SqliteDb db);
+  // The connection and its cache of prepared statements. Defined in
+  // sqlite_store.cc so that no SQLite header leaks into users of this one.
+  struct Connection;
+
+  SqliteStore(const SqliteStoreOptions& options,
+              std::unique_ptr<Connection> connection);
 
   // Sets the connection's pragmas (WAL, synchronous, foreign keys).
   absl::Status Configure() ABSL_LOCKS_EXCLUDED(mu_);
@@ -184,11 +189,8 @@ class SqliteStore final : public Store, public EnrollmentStore {
   const SqliteStoreOptions options_;
 
   absl::Mutex mu_;
-  // State below is protected by mu_. statements_ is declared after db_ so
-  // that the statements are finalised before the connection closes.
-  SqliteDb db_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<const char*, std::unique_ptr<SqliteStatement>> statements_
-      ABSL_GUARDED_BY(mu_);
+  // State below is protected by mu_.
+  std::unique_ptr<Connection> conn_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rampart::server

@@ -225,6 +225,8 @@ TEST_F(IpsetNetnsTest, ExpiryAndDriftRepair) {
           })
           .ok());
   EXPECT_FALSE(Reachable("198.51.100.2"));
+  // Real kernel time (ipset's own element timeout): a bounded poll is the
+  // only way to see it fire; the injected clock cannot reach the kernel.
   bool lifted = false;
   for (int i = 0; i < 30 && !lifted; ++i) {
     lifted = Reachable("198.51.100.2");

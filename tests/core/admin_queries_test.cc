@@ -49,15 +49,6 @@ TEST(CidrTextTest, AlwaysCarriesTheLength) {
   EXPECT_EQ(CidrText(Prefix("2001:db8::1")), "2001:db8::1/128");
 }
 
-TEST(IsValidUtf8Test, AcceptsUtf8AndRejectsMalformed) {
-  EXPECT_TRUE(IsValidUtf8("plain"));
-  EXPECT_TRUE(IsValidUtf8("M\xc3\xbcller \xe2\x82\xac \xf0\x9f\x94\x92"));
-  EXPECT_FALSE(IsValidUtf8("\xc3"));          // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xff"));
-}
-
 TEST(IsBroadPrefixTest, SixteenForV4ThirtyTwoForV6) {
   EXPECT_FALSE(IsBroadPrefix(Prefix("10.1.0.0/16")));
   EXPECT_TRUE(IsBroadPrefix(Prefix("10.0.0.0/15")));

@@ -362,65 +362,19 @@ TEST_F(CorrelatorTest, IngestManyStoreFailureFailsEveryBatch) {
 
 // Commits one batch "from another process" just before the first Commit it
 // forwards, so the correlator's duplicate check is stale by commit time.
-class RacingStore final : public Store {
+class RacingStore final : public StoreWrapper {
  public:
-  RacingStore(Store& inner, BatchId racer) : inner_(inner), racer_(racer) {}
+  RacingStore(Store& inner, BatchId racer)
+      : StoreWrapper(inner), racer_(racer) {}
   absl::Status Commit(const CommitRecord& r) override {
     if (!raced_) {
       raced_ = true;
-      EXPECT_TRUE(inner_.Commit({.batches = {racer_}}).ok());
+      EXPECT_TRUE(StoreWrapper::Commit({.batches = {racer_}}).ok());
     }
-    return inner_.Commit(r);
-  }
-  absl::StatusOr<bool> HasBatch(const BatchId& b) override {
-    return inner_.HasBatch(b);
-  }
-  absl::StatusOr<DurableState> LoadState(absl::Time now) override {
-    return inner_.LoadState(now);
-  }
-  absl::StatusOr<std::vector<JournalEntry>> JournalSince(
-      uint64_t after, size_t limit) override {
-    return inner_.JournalSince(after, limit);
-  }
-  absl::StatusOr<uint64_t> BanListEpoch() override {
-    return inner_.BanListEpoch();
-  }
-  absl::StatusOr<uint64_t> OldestRevision() override {
-    return inner_.OldestRevision();
-  }
-  absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) override {
-    return inner_.PruneJournal(keep_from);
-  }
-  absl::Status ForEachEvent(
-      absl::Time from, absl::Time to,
-      const std::function<absl::Status(const AuthEvent&)>& fn) override {
-    return inner_.ForEachEvent(from, to, fn);
-  }
-  absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
-      const IpPrefix& p, absl::Time since, size_t limit) override {
-    return inner_.EventsForPrefix(p, since, limit);
-  }
-  absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
-    return inner_.PruneEvents(before);
-  }
-  absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& p) override {
-    return inner_.BansFor(p);
-  }
-  absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
-      absl::Time since, size_t limit) override {
-    return inner_.ListAccounts(since, limit);
-  }
-  absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
-      absl::Time since, size_t limit) override {
-    return inner_.ListAlerts(since, limit);
-  }
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
-                                                     size_t limit) override {
-    return inner_.ListAudit(since, limit);
+    return StoreWrapper::Commit(r);
   }
 
  private:
-  Store& inner_;
   const BatchId racer_;
   bool raced_ = false;
 };

@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -49,6 +50,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/domino/domino_parser.h"
 #include "agent/domino/pair_deduplicator.h"
@@ -837,6 +839,7 @@ void BringUp(Estate& e, std::vector<pid_t>* pids) {
 
 // A background load that keeps failing logins from the allowlisted admin
 // host on all three Domino hosts (events that must all be stored).
+// Thread-safety: WaitForMoreAttempts may be called from any thread.
 class AdminLoad {
  public:
   explicit AdminLoad(Estate& e) : e_(e) {
@@ -847,6 +850,12 @@ class AdminLoad {
         (void)FailOnce(e_.Ns("admin"), kAdmin, h.ip, Protocol::kPop3,
                        "administrator");
         ++i;
+        {
+          absl::MutexLock lock(&mu_);
+          ++attempts_;
+        }
+        // The pace of the load (about 10 logins a second), not a wait for
+        // anything: the tests wait on WaitForMoreAttempts.
         absl::SleepFor(absl::Milliseconds(100));
       }
     });
@@ -856,9 +865,22 @@ class AdminLoad {
     thread_.join();
   }
 
+  // Waits until the load has made `n` more login attempts than it had when
+  // called, at most `limit`. Returns whether it did.
+  bool WaitForMoreAttempts(int n, absl::Duration limit) {
+    absl::MutexLock lock(&mu_);
+    const int want = attempts_ + n;
+    const auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return attempts_ >= want;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), limit);
+  }
+
  private:
   Estate& e_;
   std::atomic<bool> stop_{false};
+  absl::Mutex mu_;
+  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
@@ -991,12 +1013,20 @@ TEST(EstateTest, AttackDetectBanEverywhereWithRealPackets) {
         EXPECT_TRUE(FailOnce(e.Ns("admin"), kAdmin, e.hosts()[i % 3].ip,
                              Protocol::kPop3, "administrator"));
       }
-      // A negative check: a ban would have reached every host by now.
-      absl::SleepFor(kPropagationLimit + absl::Seconds(1));
-      EXPECT_EQ(e.HostsReachable("admin", kAdmin), 3);
+      // A negative check that waits on an event instead of a fixed time:
+      // the server commits events and the decisions they cause in one
+      // transaction (docs/architecture.md, "The correlator"), so once it
+      // has stored every logged event, a ban of the admin host would be in
+      // its ban list. The server's answer is then the authoritative "no",
+      // and the hosts (which enforce only the server's list while it is
+      // reachable) must all still answer.
+      std::string stored;
+      ASSERT_TRUE(WaitStoredMatchesLogs(e, absl::Seconds(20), &stored))
+          << stored;
       absl::StatusOr<Json> ip = e.Ctl({"ip", kAdmin});
       ASSERT_OK(ip.status());
       EXPECT_TRUE((*ip)["active_ban"].is_null()) << ip->dump();
+      EXPECT_EQ(e.HostsReachable("admin", kAdmin), 3);
       EXPECT_FALSE((*ip)["allow"].is_null()) << ip->dump();
       Timing(
           absl::StrFormat("admin %s: 15 failures over 3 hosts, score %.1f, "
@@ -1028,11 +1058,23 @@ TEST(EstateTest, AttackDetectBanEverywhereWithRealPackets) {
     // --- Fault 1: SIGKILL the server mid-attack, restart it.
     {
       auto load = std::make_unique<AdminLoad>(e);
-      absl::SleepFor(absl::Seconds(1));
+      // Kill the server under load: once the load is under way.
+      ASSERT_TRUE(load->WaitForMoreAttempts(10, absl::Seconds(30)));
+      std::vector<size_t> agent_log_at;
+      for (const DominoHost& h : e.hosts()) {
+        agent_log_at.push_back(h.agent->log().size());
+      }
       const absl::Time killed = absl::Now();
       e.server().Kill();
-      absl::SleepFor(absl::Seconds(1));
-      // Bans stay enforced by the agents while the server is gone.
+      // Every agent has seen its stream end (ServerClient logs it)...
+      for (size_t k = 0; k < e.hosts().size(); ++k) {
+        const DominoHost& h = e.hosts()[k];
+        ASSERT_TRUE(
+            h.agent->WaitForLog("ended: ", absl::Seconds(30), agent_log_at[k]))
+            << h.name << " did not notice the server's death:\n"
+            << h.agent->log();
+      }
+      // ...and bans stay enforced by the agents while the server is gone.
       EXPECT_EQ(e.HostsReachable("attacker2", kAttacker2), 0);
       // The (unbanned) attacker1 strikes domino2 during the outage: 5
       // failures on a second host weigh 2 each, enough for a ban once the
@@ -1069,7 +1111,7 @@ TEST(EstateTest, AttackDetectBanEverywhereWithRealPackets) {
     // --- Fault 2: PostgreSQL stops for a while.
     {
       auto load = std::make_unique<AdminLoad>(e);
-      absl::SleepFor(absl::Milliseconds(500));
+      ASSERT_TRUE(load->WaitForMoreAttempts(5, absl::Seconds(30)));
       ASSERT_EQ(e.HttpStatus("/readyz"), 200);
       const absl::Time stopped = absl::Now();
       ASSERT_OK(e.pg().Stop());
@@ -1092,7 +1134,10 @@ TEST(EstateTest, AttackDetectBanEverywhereWithRealPackets) {
       const std::string store_state = (*status)["store"].value("state", "?");
       EXPECT_NE(store_state, "ok") << status->dump();
       EXPECT_EQ(e.HostsReachable("attacker2", kAttacker2), 0);
-      absl::SleepFor(absl::Seconds(2));
+      // The outage spans at least 20 more logins of the load (about 2 s),
+      // whose events the server must hold back, and the agents spool, until
+      // PostgreSQL returns.
+      ASSERT_TRUE(load->WaitForMoreAttempts(20, absl::Seconds(60)));
       ASSERT_OK(e.pg().Resume());
       const absl::Time resumed = absl::Now();
       {
@@ -1146,6 +1191,7 @@ TEST(EstateTest, AttackDetectBanEverywhereWithRealPackets) {
           break;
         }
         ++probes;
+        // The probe's pace (one bind a second, see above), not a wait.
         absl::SleepFor(absl::Seconds(1));
       }
       EXPECT_FALSE(e.Reachable("attacker2", kProbe, h3.ip, 80));

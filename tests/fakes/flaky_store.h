@@ -6,13 +6,13 @@
 #include <atomic>
 
 #include "server/core/ban_publisher.h"
-#include "server/store/store.h"
+#include "server/store/store_wrapper.h"
 
 namespace rampart::server {
 
-class FlakyStore final : public Store {
+class FlakyStore final : public StoreWrapper {
  public:
-  explicit FlakyStore(Store& inner) : inner_(inner) {}
+  explicit FlakyStore(Store& inner) : StoreWrapper(inner) {}
 
   // The next n Commit() calls fail with kUnavailable, writing nothing.
   void FailNextCommits(int n) { fail_commits_ = n; }
@@ -25,94 +25,98 @@ class FlakyStore final : public Store {
   // Store
   absl::Status Commit(const CommitRecord& r) override {
     if (down_ || fail_commits_.fetch_sub(1) > 0) {
-      return absl::UnavailableError("injected: database unavailable");
+      return Down();
     }
     ++commits_;
-    return inner_.Commit(r);
+    return StoreWrapper::Commit(r);
   }
   absl::StatusOr<bool> HasBatch(const BatchId& b) override {
     if (down_) return Down();
-    return inner_.HasBatch(b);
+    return StoreWrapper::HasBatch(b);
+  }
+  absl::StatusOr<std::vector<bool>> HasBatches(
+      const std::vector<BatchId>& b) override {
+    if (down_) return Down();
+    return StoreWrapper::HasBatches(b);
   }
   absl::StatusOr<DurableState> LoadState(absl::Time now) override {
     if (down_) return Down();
-    return inner_.LoadState(now);
+    return StoreWrapper::LoadState(now);
   }
   absl::StatusOr<std::vector<JournalEntry>> JournalSince(
       uint64_t after, size_t limit) override {
     if (down_) return Down();
-    return inner_.JournalSince(after, limit);
+    return StoreWrapper::JournalSince(after, limit);
   }
   absl::StatusOr<uint64_t> BanListEpoch() override {
     if (down_) return Down();
-    return inner_.BanListEpoch();
+    return StoreWrapper::BanListEpoch();
   }
   absl::StatusOr<uint64_t> OldestRevision() override {
     if (down_) return Down();
-    return inner_.OldestRevision();
+    return StoreWrapper::OldestRevision();
   }
   absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) override {
     if (down_) return Down();
-    return inner_.PruneJournal(keep_from);
+    return StoreWrapper::PruneJournal(keep_from);
   }
   absl::Status ForEachEvent(
       absl::Time from, absl::Time to,
       const std::function<absl::Status(const AuthEvent&)>& fn) override {
     if (down_) return Down();
-    return inner_.ForEachEvent(from, to, fn);
+    return StoreWrapper::ForEachEvent(from, to, fn);
   }
   absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
       const IpPrefix& p, absl::Time since, size_t limit) override {
     if (down_) return Down();
-    return inner_.EventsForPrefix(p, since, limit);
+    return StoreWrapper::EventsForPrefix(p, since, limit);
   }
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
     if (down_) return Down();
-    return inner_.PruneEvents(before);
+    return StoreWrapper::PruneEvents(before);
   }
   absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& p) override {
     if (down_) return Down();
-    return inner_.BansFor(p);
+    return StoreWrapper::BansFor(p);
   }
   absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
       absl::Time since, size_t limit) override {
     if (down_) return Down();
-    return inner_.ListAccounts(since, limit);
+    return StoreWrapper::ListAccounts(since, limit);
   }
   absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
       absl::Time since, size_t limit) override {
     if (down_) return Down();
-    return inner_.ListAlerts(since, limit);
+    return StoreWrapper::ListAlerts(since, limit);
   }
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
                                                      size_t limit) override {
     if (down_) return Down();
-    return inner_.ListAudit(since, limit);
+    return StoreWrapper::ListAudit(since, limit);
   }
   absl::Status PutApiToken(const ApiToken& token) override {
     if (down_) return Down();
-    return inner_.PutApiToken(token);
+    return StoreWrapper::PutApiToken(token);
   }
   absl::StatusOr<std::optional<ApiToken>> FindApiToken(
       std::string_view hash) override {
     ++token_lookups_;
     if (down_) return Down();
-    return inner_.FindApiToken(hash);
+    return StoreWrapper::FindApiToken(hash);
   }
   absl::StatusOr<std::vector<ApiToken>> ListApiTokens() override {
     if (down_) return Down();
-    return inner_.ListApiTokens();
+    return StoreWrapper::ListApiTokens();
   }
   absl::Status RevokeApiToken(std::string_view name, absl::Time at) override {
     if (down_) return Down();
-    return inner_.RevokeApiToken(name, at);
+    return StoreWrapper::RevokeApiToken(name, at);
   }
 
  private:
   static absl::Status Down() {
     return absl::UnavailableError("injected: database unavailable");
   }
-  Store& inner_;
   std::atomic<int> fail_commits_{0};
   std::atomic<bool> down_{false};
   std::atomic<int> commits_{0};

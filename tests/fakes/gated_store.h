@@ -1,6 +1,7 @@
 #pragma once
 
-// GatedStore wraps a Store and can hold Commit() calls at a gate, so tests
+// GatedStore wraps a Store (StoreWrapper: everything else is forwarded) and
+// can hold Commit() calls at a gate, so tests
 // can keep the correlator busy deterministically (fill the ingest queue,
 // drain with batches in flight) without sleeping.
 // Thread-safety: thread-safe.
@@ -10,13 +11,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/store/store.h"
+#include "server/store/store_wrapper.h"
 
 namespace rampart::server {
 
-class GatedStore final : public Store {
+class GatedStore final : public StoreWrapper {
  public:
-  explicit GatedStore(Store& inner) : inner_(inner) {}
+  explicit GatedStore(Store& inner) : StoreWrapper(inner) {}
 
   // From now on Commit() blocks until Open().
   void Close() {
@@ -73,64 +74,13 @@ class GatedStore final : public Store {
       mu_.Await(absl::Condition(
           +[](bool* closed) { return !*closed; }, &closed_));
     }
-    absl::Status s = inner_.Commit(r);
+    absl::Status s = StoreWrapper::Commit(r);
     absl::MutexLock lock(&mu_);
     ++done_;
     return s;
   }
-  absl::StatusOr<std::vector<bool>> HasBatches(
-      const std::vector<BatchId>& b) override {
-    return inner_.HasBatches(b);
-  }
-  absl::StatusOr<bool> HasBatch(const BatchId& b) override {
-    return inner_.HasBatch(b);
-  }
-  absl::StatusOr<DurableState> LoadState(absl::Time now) override {
-    return inner_.LoadState(now);
-  }
-  absl::StatusOr<std::vector<JournalEntry>> JournalSince(
-      uint64_t after, size_t limit) override {
-    return inner_.JournalSince(after, limit);
-  }
-  absl::StatusOr<uint64_t> BanListEpoch() override {
-    return inner_.BanListEpoch();
-  }
-  absl::StatusOr<uint64_t> OldestRevision() override {
-    return inner_.OldestRevision();
-  }
-  absl::StatusOr<int64_t> PruneJournal(uint64_t keep_from) override {
-    return inner_.PruneJournal(keep_from);
-  }
-  absl::Status ForEachEvent(
-      absl::Time from, absl::Time to,
-      const std::function<absl::Status(const AuthEvent&)>& fn) override {
-    return inner_.ForEachEvent(from, to, fn);
-  }
-  absl::StatusOr<std::vector<AuthEvent>> EventsForPrefix(
-      const IpPrefix& p, absl::Time since, size_t limit) override {
-    return inner_.EventsForPrefix(p, since, limit);
-  }
-  absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
-    return inner_.PruneEvents(before);
-  }
-  absl::StatusOr<std::vector<Ban>> BansFor(const IpPrefix& p) override {
-    return inner_.BansFor(p);
-  }
-  absl::StatusOr<std::vector<AccountAttack>> ListAccounts(
-      absl::Time since, size_t limit) override {
-    return inner_.ListAccounts(since, limit);
-  }
-  absl::StatusOr<std::vector<CompromiseAlert>> ListAlerts(
-      absl::Time since, size_t limit) override {
-    return inner_.ListAlerts(since, limit);
-  }
-  absl::StatusOr<std::vector<AuditRecord>> ListAudit(absl::Time since,
-                                                     size_t limit) override {
-    return inner_.ListAudit(since, limit);
-  }
 
  private:
-  Store& inner_;
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;

@@ -23,11 +23,11 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/store.h"
 #include "server/store/enrollment_store.h"
 #include "server/store/in_memory_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
-#include "server/store/store.h"
 #include "tests/server/pg_test_env.h"
 
 namespace rampart::server {

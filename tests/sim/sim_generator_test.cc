@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/time/civil_time.h"
+#include "common/hash.h"
 #include "common/ip_address.h"
+#include "common/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sim/chunk_sink.h"
@@ -211,28 +213,6 @@ std::vector<TruthRecord> ParseAllTruth(const std::string& truth) {
   return records;
 }
 
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    size_t n = c < 0x80         ? 1
-               : (c >> 5) == 6  ? 2
-               : (c >> 4) == 14 ? 3
-               : (c >> 3) == 30 ? 4
-                                : 0;
-    if (n == 0 || i + n > s.size()) {
-      return false;
-    }
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<uint8_t>(s[i + k]) & 0xC0) != 0x80) {
-        return false;
-      }
-    }
-    i += n;
-  }
-  return true;
-}
-
 // The documented timestamp layout, read back for the known options (not a
 // Domino parser: the layout is fixed by the options under test).
 struct Stamp {
@@ -396,15 +376,6 @@ GeneratorOptions RichOptions() {
   };
 }
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 // True if `s` starts with `shape`, where 'D' stands for a decimal digit, 'H'
 // for an upper-case hex digit and every other character for itself.
 bool StartsWithShape(std::string_view s, std::string_view shape) {
@@ -552,9 +523,10 @@ TEST(GeneratorTest, GoldenOutput) {
   o.thread_ids = ThreadIdStyle::kLinux;
   o.hundredths = true;
   const GeneratedLog g = Generate(o);
-  EXPECT_EQ(Fnv1a(g.log), 0x010ef8037c7cd7c2ULL) << std::hex << Fnv1a(g.log);
-  EXPECT_EQ(Fnv1a(g.truth), 0x6b928c3e3e12ea9bULL)
-      << std::hex << Fnv1a(g.truth);
+  EXPECT_EQ(Fnv1a64(g.log), 0x010ef8037c7cd7c2ULL)
+      << std::hex << Fnv1a64(g.log);
+  EXPECT_EQ(Fnv1a64(g.truth), 0x6b928c3e3e12ea9bULL)
+      << std::hex << Fnv1a64(g.truth);
 }
 
 TEST(GeneratorTest, WritesExactlyTheRequestedLines) {
