@@ -119,6 +119,10 @@ constexpr Key<Limits> kLimitsKeys[] = {
     {"agent_events_burst", &Limits::agent_events_burst, 1, 10'000'000},
     {"agent_new_bans_per_minute", &Limits::agent_new_bans_per_minute, 1,
      100'000},
+    {"max_score_entries", &Limits::max_score_entries, 1000, 100'000'000},
+    {"max_account_entries", &Limits::max_account_entries, 1000, 100'000'000},
+    {"agent_new_keys_per_minute", &Limits::agent_new_keys_per_minute, 1,
+     10'000'000},
 };
 
 constexpr std::string_view kRootKeys[] = {

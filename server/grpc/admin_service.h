@@ -169,6 +169,10 @@ class AdminService final : public v1::AdminService::Service {
   grpc::Status RevokeAgent(grpc::ServerContext* context,
                            const v1::RevokeAgentRequest* request,
                            v1::RevokeAgentResponse* response) override;
+  grpc::Status SetAgentProtection(
+      grpc::ServerContext* context,
+      const v1::SetAgentProtectionRequest* request,
+      v1::SetAgentProtectionResponse* response) override;
   grpc::Status DryRunPolicy(grpc::ServerContext* context,
                             const v1::DryRunPolicyRequest* request,
                             v1::DryRunPolicyResponse* response) override;

@@ -842,6 +842,17 @@ TEST_F(CtlTest, AllowListAddRemove) {
   EXPECT_EQ(out_.str(), "Removed allowlist entry 3 (10.0.0.0/8)\n");
 }
 
+TEST_F(CtlTest, AllowAddBroadSetsTheFlag) {
+  v1::AddAllowResponse added;
+  added.mutable_entry()->set_prefix("0.0.0.0/0");
+  service().add_allow.Respond(added);
+  ASSERT_EQ(Run({"allow", "add", "198.51.100.0/24"}), kExitOk) << err_.str();
+  EXPECT_FALSE(service().add_allow.requests()[0].allow_broad_prefix());
+  ASSERT_EQ(Run({"allow", "add", "0.0.0.0/0", "--broad"}), kExitOk)
+      << err_.str();
+  EXPECT_TRUE(service().add_allow.requests()[1].allow_broad_prefix());
+}
+
 TEST_F(CtlTest, AllowAddAlreadyExistsExits1) {
   service().add_allow.Fail(
       grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "10.0.0.0/8 exists"));

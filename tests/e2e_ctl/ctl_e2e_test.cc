@@ -1089,6 +1089,35 @@ TEST_F(CtlE2eTest, AllowAddLiftsBansInsideAndTheAgentsSeeIt) {
       kExitOk);
 }
 
+// Issue 16 item 4: a /0 allowlist entry switched banning off with no width
+// check. Broad entries need --broad (and the admin role: the bootstrap
+// token is admin; the role check itself is AdminServiceTest's) and are
+// audited as "allow.add.broad".
+TEST_F(CtlE2eTest, AllowAddBroadNeedsTheBroadFlagAndIsAudited) {
+  for (const char* cidr : {"0.0.0.0/0", "::/0", "3fff::/20"}) {
+    const CtlResult refused = Ctl({"allow", "add", cidr});
+    EXPECT_EQ(refused.code, kExitError) << refused;
+    EXPECT_THAT(refused.err,
+                StartsWith("rampartctl: allow add: FAILED_PRECONDITION: "));
+    EXPECT_THAT(refused.err, HasSubstr("broader than"));
+  }
+  Json none = CtlJson({"allow", "list"});
+  EXPECT_FALSE(FindBy(none["entries"], "prefix", "3fff::/20").has_value());
+
+  // 3fff::/20 (documentation, RFC 9637): no other test's bans lie inside.
+  const CtlResult add =
+      Ctl({"allow", "add", "3fff::/20", "--broad", "--comment", "lab"});
+  ASSERT_EQ(add.code, kExitOk) << add;
+  Json audit = CtlJson({"audit", "--since", "1h"});
+  bool audited = false;
+  for (const Json& rec : audit["records"]) {
+    audited = audited || (rec.value("action", "") == "allow.add.broad" &&
+                          rec.value("target", "") == "3fff::/20");
+  }
+  EXPECT_TRUE(audited) << audit.dump(2);
+  EXPECT_EQ(Ctl({"allow", "remove", "3fff::/20"}).code, kExitOk);
+}
+
 // --- agents
 // ----------------------------------------------------------------------
 
@@ -1114,6 +1143,8 @@ TEST_F(CtlE2eTest, AgentsListShowsBothAgents) {
                   "last_seen",
                   "peer_address",
                   "host_addresses",
+                  "protected_addresses",
+                  "unapproved_addresses",
                   "enforced_revision",
                   "revision_lag",
                   "time_lag_seconds",
