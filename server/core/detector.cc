@@ -380,7 +380,25 @@ void Detector::MarkBadChild(const IpPrefix& child, size_t rung, absl::Time now,
   const size_t registry =
       (child.address().is_v4() ? 0 : policy_.v4_ladder.size()) + rung;
   const IpPrefix parent = IpPrefix::Of(child.address(), ladder[rung]);
-  std::vector<ChildMark>& marks = rungs_[registry][parent];
+  auto& parents = rungs_[registry];
+  if (limits_.max_score_entries > 0 &&
+      parents.size() >= limits_.max_score_entries &&
+      !parents.contains(parent)) {
+    // Prefix evidence is keyed by attacker-chosen blocks too (IPv6 has no
+    // end of them): the same cap, the stalest parents go first.
+    stats_.score_evictions += EraseLowest(
+        parents,
+        parents.size() - limits_.max_score_entries +
+            EvictionBatch(limits_.max_score_entries),
+        [t = ToS(now)](const std::vector<ChildMark>& m) {
+          int64_t newest = 0;
+          for (const ChildMark& c : m) {
+            newest = std::max(newest, c.last_bad_s);
+          }
+          return -static_cast<double>(std::max<int64_t>(t - newest, 0));
+        });
+  }
+  std::vector<ChildMark>& marks = parents[parent];
   const int64_t now_s = ToS(now);
   const int64_t since = now_s - absl::ToInt64Seconds(policy_.prefix_window);
   bool found = false;

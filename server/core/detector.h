@@ -71,7 +71,8 @@ struct DetectorLimits {
   // for the compromise look-back) and account entries are keyed by values an
   // attacker chooses. At most this many of each are kept; a new key beyond
   // it first evicts the lowest decayed scores (a tenth of the cap at once,
-  // so the cost is amortised). 0: no cap.
+  // so the cost is amortised). max_score_entries also caps each prefix
+  // ladder registry (stalest blocks first). 0: no cap.
   size_t max_score_entries = 0;
   size_t max_account_entries = 0;
   // Most new score keys, and separately most new account keys, one agent's

@@ -582,5 +582,26 @@ TEST(DetectorTest, NewKeysPerAgentMinuteAreCapped) {
   }
   EXPECT_EQ(d.tracked_keys(), 201u);
 }
+
+// Prefix evidence is keyed by attacker-chosen blocks too: an agent that
+// scores five failures in each of many IPv6 /56s filled the ladder
+// registries without bound. They share the score cap.
+TEST(DetectorTest, PrefixEvidenceSharesTheScoreCap) {
+  constexpr size_t kCap = 100;
+  Detector d(TestPolicy(), DetectorLimits{.max_score_entries = kCap});
+  absl::Time t = kT0;
+  Decisions out;
+  for (int i = 0; i < 1000; ++i) {
+    // A distinct /48 (and so /56 and /64) each, five failures: bad member.
+    const std::string ip = absl::StrFormat("2001:db8:%x::1", i);
+    for (int k = 0; k < 5; ++k) {
+      d.Observe(Failure(ip.c_str(), t), t, true, &out);
+    }
+    t += absl::Seconds(1);
+  }
+  EXPECT_LE(d.tracked_keys(), kCap);
+  EXPECT_GE(d.stats().score_evictions, 2 * (1000 - kCap));
+  EXPECT_THAT(out.journal, IsEmpty());
+}
 }  // namespace
 }  // namespace rampart::server
