@@ -35,8 +35,9 @@
 // or revoked) and checks the role the method needs (PERMISSION_DENIED):
 // read-only for lists, lookups, report, export, audit and status; operator
 // for AddBan/RemoveBan/AddAllow/RemoveAllow/Import/DryRunPolicy; admin for
-// AddBan of a prefix broader than /16 (IPv4) or /32 (IPv6) and for
-// EnrollAgent/RevokeAgent. The audit actor is the token's "token:<name>".
+// AddBan and AddAllow of a prefix broader than /16 (IPv4) or /32 (IPv6), for
+// AddBan with override_protected, and for EnrollAgent/RevokeAgent/
+// SetAgentProtection. The audit actor is the token's "token:<name>".
 //
 // Thread-safety: thread-safe; gRPC calls the handlers concurrently from its
 // sync pool. WatchAlerts occupies one pool thread per stream (at most
