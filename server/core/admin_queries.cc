@@ -919,13 +919,16 @@ absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
         "%s is broader than /%d; set allow_broad_prefix to ban it",
         CidrText(prefix), prefix.address().is_v4() ? 16 : 32));
   }
-  if (std::optional<std::string> self =
-          SelfOverlap(prefix, /*agents=*/!override_protected)) {
+  if (std::optional<std::string> own = SelfOverlap(prefix, /*agents=*/false)) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "%s overlaps %s, which is never banned%s", CidrText(prefix), *self,
-        override_protected ? ""
-                           : " (an admin may set override_protected for an "
-                             "agent's address)"));
+        "%s overlaps %s, which is never banned", CidrText(prefix), *own));
+  }
+  if (std::optional<std::string> agent = SelfOverlap(prefix);
+      agent && !override_protected) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s overlaps %s, which is never banned (an admin may set "
+        "override_protected)",
+        CidrText(prefix), *agent));
   }
   std::optional<std::string> overridden;
   if (override_protected && options_.protect != nullptr) {
