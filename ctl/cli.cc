@@ -395,6 +395,9 @@ class CommandLine {
   bool all_ = false;
   bool flag_a_ = false;  // --allow-broad / --forgive / --inactive / ...
   bool dry_run_ = false;
+  std::vector<std::string> addresses_;  // agents protect/unprotect
+  bool broad_ = false;                  // allow add --broad
+  bool override_ = false;               // bans add --override-protected
   bool all_lines_ = false;
   bool csv_ = false;
   bool watch_ = false;
@@ -602,6 +605,7 @@ void CommandLine::DefineBans() {
           r.set_scope(*sc);
         }
         r.set_allow_broad_prefix(flag_a_);
+        r.set_override_protected(override_);
         return Action([r](AdminCommands& c) { return c.AddBan(r); });
       });
   cmd->add_option("TARGET", target_, "IP (a /32 or /128) or CIDR")->required();
@@ -612,6 +616,9 @@ void CommandLine::DefineBans() {
                   "Ports: all_ports (default), mail, directory, web");
   cmd->add_flag("--allow-broad", flag_a_,
                 "Allow prefixes broader than /16 (IPv4) or /32 (IPv6)");
+  cmd->add_flag("--override-protected", override_,
+                "Ban even an agent's protected address (admin role; "
+                "audited)");
 
   cmd = AddLeaf(
       bans, "remove", "Lift an active ban", [this]() -> absl::StatusOr<Action> {
@@ -719,6 +726,7 @@ void CommandLine::DefineAllow() {
         }
         r.set_comment(comment_);
         r.set_remove_covering_bans(flag_a_);
+        r.set_allow_broad_prefix(broad_);
         return Action([r](AdminCommands& c) { return c.AddAllow(r); });
       });
   cmd->add_option("CIDR", target_, "IP or CIDR")->required();
@@ -727,6 +735,9 @@ void CommandLine::DefineAllow() {
   cmd->add_flag("--remove-covering-bans", flag_a_,
                 "Also lift active bans that contain the prefix (e.g. a /24 "
                 "ban when allowlisting one address in it)");
+  cmd->add_flag("--broad", broad_,
+                "Allow prefixes broader than /16 (IPv4) or /32 (IPv6); needs "
+                "the admin role (banning is off for the whole range)");
 
   cmd = AddLeaf(
       allow, "remove", "Remove an allowlist entry",
@@ -824,6 +835,38 @@ void CommandLine::DefineAgents() {
       });
   cmd->add_option("NAME", target_, "Agent id")->required();
   cmd->add_option("--reason", reason_, "Why (required, at most 256 bytes)");
+
+  for (const bool unprotect : {false, true}) {
+    cmd =
+        AddLeaf(agents, unprotect ? "unprotect" : "protect",
+                unprotect ? "Withdraw the protection of an agent's addresses"
+                          : "Approve addresses as an agent's own: never banned "
+                            "(admin role; audited)",
+                [this, unprotect]() -> absl::StatusOr<Action> {
+                  v1::SetAgentProtectionRequest r;
+                  if (absl::Status s = CheckAgentId(target_); !s.ok()) {
+                    return s;
+                  }
+                  r.set_agent_id(target_);
+                  if (addresses_.empty() || addresses_.size() > 64) {
+                    return absl::InvalidArgumentError(
+                        "ADDRESS: give 1 to 64 addresses");
+                  }
+                  for (const std::string& a : addresses_) {
+                    if (!IpAddress::Parse(a)) {
+                      return absl::InvalidArgumentError(absl::StrFormat(
+                          "ADDRESS: \"%s\" is not an IP address", a));
+                    }
+                    r.add_addresses(a);
+                  }
+                  r.set_unprotect(unprotect);
+                  return Action([r](AdminCommands& c) {
+                    return c.SetAgentProtection(r);
+                  });
+                });
+    cmd->add_option("NAME", target_, "Agent id")->required();
+    cmd->add_option("ADDRESS", addresses_, "IP addresses (1-64)")->required();
+  }
 }
 
 void CommandLine::DefineAccounts() {

@@ -857,6 +857,19 @@ int AdminCommands::ListAgents(v1::ListAgentsRequest request,
                   std::to_string(a.apply_errors()), a.hostname()});
       },
       Json{{"current_revision", all.current_revision()}});
+  if (context_.format != OutputFormat::kJson) {
+    // Claimed host addresses protect nothing until approved (issue 16).
+    for (const v1::AgentInfo& a : all.agents()) {
+      if (!a.unapproved_addresses().empty()) {
+        err_ << SanitizeForTerminal(absl::StrFormat(
+                    "note: %s claims %s, not protected until approved "
+                    "(rampartctl agents protect %s ADDRESS...)",
+                    a.agent_id(), absl::StrJoin(a.unapproved_addresses(), ", "),
+                    a.agent_id()))
+             << '\n';
+      }
+    }
+  }
   NoteTruncated(truncated, list);
   return kExitOk;
 }
@@ -881,6 +894,42 @@ int AdminCommands::EnrollAgent(const v1::EnrollAgentRequest& request) {
               AgoCell(r.has_expires_at(), r.expires_at(), Now())))
        << '\n'
        << SanitizeForTerminal(r.token()) << '\n';
+  return kExitOk;
+}
+
+int AdminCommands::SetAgentProtection(
+    const v1::SetAgentProtectionRequest& request) {
+  const char* what =
+      request.unprotect() ? "agents unprotect" : "agents protect";
+  v1::SetAgentProtectionResponse r;
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  if (grpc::Status st = stub_.SetAgentProtection(&context, request, &r);
+      !st.ok()) {
+    return ReportRpcError(what, st);
+  }
+  if (context_.format == OutputFormat::kJson) {
+    const auto list = [](const auto& items) {
+      Json a = Json::array();
+      for (const std::string& s : items) {
+        a.push_back(s);
+      }
+      return a;
+    };
+    WriteJson(out_, {{"agent_id", request.agent_id()},
+                     {"protected_addresses", list(r.protected_addresses())},
+                     {"unapproved_addresses", list(r.unapproved_addresses())}});
+    return kExitOk;
+  }
+  out_ << SanitizeForTerminal(absl::StrFormat(
+              "Agent %s: protected %s; unapproved %s", request.agent_id(),
+              r.protected_addresses().empty()
+                  ? "(none)"
+                  : absl::StrJoin(r.protected_addresses(), ", "),
+              r.unapproved_addresses().empty()
+                  ? "(none)"
+                  : absl::StrJoin(r.unapproved_addresses(), ", ")))
+       << '\n';
   return kExitOk;
 }
 

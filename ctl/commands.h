@@ -105,6 +105,7 @@ class AdminCommands {
   int ListAgents(v1::ListAgentsRequest request, const ListOptions& list);
   int EnrollAgent(const v1::EnrollAgentRequest& request);
   int RevokeAgent(const v1::RevokeAgentRequest& request);
+  int SetAgentProtection(const v1::SetAgentProtectionRequest& request);
 
   // `accounts list`.
   int ListAccounts(v1::ListAccountsRequest request, const ListOptions& list);

@@ -184,6 +184,8 @@ Json AgentToJson(const v1::AgentInfo& a) {
           {"last_seen", JsonTime(a.has_last_seen(), a.last_seen())},
           {"peer_address", a.peer_address()},
           {"host_addresses", Strings(a.host_addresses())},
+          {"protected_addresses", Strings(a.protected_addresses())},
+          {"unapproved_addresses", Strings(a.unapproved_addresses())},
           {"enforced_revision", a.enforced_revision()},
           {"revision_lag", a.revision_lag()},
           {"time_lag_seconds", DurationSeconds(a.time_lag())},

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -25,6 +26,7 @@
 #include "common/metrics.h"
 #include "common/pki/pki.h"
 #include "common/status_macros.h"
+#include "common/strings.h"
 #include "common/version.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -45,6 +47,7 @@
 #include "server/grpc/agent_service.h"
 #include "server/grpc/enrollment_service.h"
 #include "server/http/http_endpoint.h"
+#include "server/store/enrollment_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
 
@@ -333,7 +336,26 @@ absl::Status ServerApp::Impl::Start() {
 
   distributor = std::make_unique<BanDistributor>(
       MakeBanDistributorOptions(config), clock);
-  protect = std::make_unique<ProtectedAddresses>(OwnPrefixes(config));
+  {
+    // Peer and admin-approved agent addresses persist with the agent
+    // records; those of agents revoked meanwhile are dropped.
+    auto* records = dynamic_cast<EnrollmentStore*>(raw_store.get());
+    protect =
+        std::make_unique<ProtectedAddresses>(OwnPrefixes(config), records);
+    absl::flat_hash_set<std::string> revoked;
+    if (records != nullptr) {
+      ASSIGN_OR_RETURN(std::vector<AgentEnrollment> all,
+                       records->ListEnrollments());
+      for (const AgentEnrollment& e : all) {
+        if (e.revoked) {
+          revoked.insert(e.agent_id);
+        }
+      }
+    }
+    RETURN_IF_ERROR(protect->Load([&](std::string_view agent) {
+      return revoked.contains(ToAbsl(agent));
+    }));
+  }
   {
     std::string own;
     for (const IpPrefix& p : protect->fixed()) {
@@ -344,6 +366,12 @@ absl::Status ServerApp::Impl::Start() {
   CorrelatorOptions correlator_options = MakeCorrelatorOptions(config);
   correlator_options.agent_new_bans_per_minute =
       config.limits.agent_new_bans_per_minute;
+  correlator_options.max_score_entries =
+      static_cast<size_t>(config.limits.max_score_entries);
+  correlator_options.max_account_entries =
+      static_cast<size_t>(config.limits.max_account_entries);
+  correlator_options.agent_new_keys_per_minute =
+      config.limits.agent_new_keys_per_minute;
   correlator_options.protected_addresses = protect.get();
   ASSIGN_OR_RETURN(correlator, Correlator::Create(correlator_options, *store,
                                                   clock, *distributor));
@@ -535,6 +563,38 @@ void ServerApp::Impl::RegisterCollectors() {
                        static_cast<double>(s.bans_refused_protected)});
         out.push_back(
             {{{"reason", "broad"}}, static_cast<double>(s.bans_refused_broad)});
+      });
+  registry.AddCollector(
+      "rampart_correlator_entries",
+      "Entries the correlator tracks now, by kind: score (per address, "
+      "capped by limits.max_score_entries) and account (per user name, "
+      "capped by limits.max_account_entries).",
+      metrics::Type::kGauge, [this](std::vector<metrics::Sample>& out) {
+        const TrackedEntries t = correlator->tracked_entries();
+        out.push_back({{{"kind", "score"}}, static_cast<double>(t.scores)});
+        out.push_back({{{"kind", "account"}}, static_cast<double>(t.accounts)});
+      });
+  registry.AddCollector(
+      "rampart_correlator_entries_evicted_total",
+      "Entries evicted (lowest decayed score first) because their cap was "
+      "reached, by kind (score, account).",
+      metrics::Type::kCounter, [this](std::vector<metrics::Sample>& out) {
+        const DetectorStats s = correlator->abuse_stats();
+        out.push_back(
+            {{{"kind", "score"}}, static_cast<double>(s.score_evictions)});
+        out.push_back(
+            {{{"kind", "account"}}, static_cast<double>(s.account_evictions)});
+      });
+  registry.AddCollector(
+      "rampart_correlator_new_keys_refused_total",
+      "New addresses (score) or user names (account) not tracked because "
+      "their agent exceeded limits.agent_new_keys_per_minute.",
+      metrics::Type::kCounter, [this](std::vector<metrics::Sample>& out) {
+        const DetectorStats s = correlator->abuse_stats();
+        out.push_back(
+            {{{"kind", "score"}}, static_cast<double>(s.score_keys_refused)});
+        out.push_back({{{"kind", "account"}},
+                       static_cast<double>(s.account_keys_refused)});
       });
   registry.AddCollector(
       "rampart_active_bans", "Bans in force now.", metrics::Type::kGauge,

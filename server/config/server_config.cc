@@ -129,6 +129,10 @@ constexpr Key<Limits> kLimitsKeys[] = {
      &Limits::max_unauthenticated_streams_per_address, 1, 100'000},
     {"max_unauthenticated_streams_per_connection",
      &Limits::max_unauthenticated_streams_per_connection, 1, 100'000},
+    {"max_score_entries", &Limits::max_score_entries, 1000, 100'000'000},
+    {"max_account_entries", &Limits::max_account_entries, 1000, 100'000'000},
+    {"agent_new_keys_per_minute", &Limits::agent_new_keys_per_minute, 1,
+     10'000'000},
 };
 
 constexpr std::string_view kRootKeys[] = {

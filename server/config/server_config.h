@@ -262,6 +262,18 @@ struct ServerConfig {
     int max_unauthenticated_streams = 512;
     int max_unauthenticated_streams_per_address = 32;
     int max_unauthenticated_streams_per_connection = 4;
+    // limits.max_score_entries / limits.max_account_entries: memory budget
+    // of the correlator's per-address scores and per-user account windows
+    // (both keyed by attacker-chosen values); beyond it the entries of lowest
+    // decayed score are evicted (DetectorLimits). About 200 and 300 bytes an
+    // entry (docs/benchmarks.md "Memory budget"). 1000..100000000.
+    int max_score_entries = 1'000'000;
+    int max_account_entries = 500'000;
+    // limits.agent_new_keys_per_minute: most new addresses, and separately
+    // most new user names, one agent's events may start tracking per minute;
+    // beyond it they are not tracked (counted in
+    // rampart_correlator_new_keys_refused_total). 1..10000000.
+    int agent_new_keys_per_minute = 20'000;
   };
   Limits limits;
 

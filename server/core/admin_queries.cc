@@ -524,23 +524,25 @@ std::vector<AgentFacts> AdminQueries::AgentFactsNow() const {
   return facts_.agents ? facts_.agents() : std::vector<AgentFacts>{};
 }
 
-std::optional<std::string> AdminQueries::SelfOverlap(
-    const IpPrefix& prefix) const {
+std::optional<std::string> AdminQueries::SelfOverlap(const IpPrefix& prefix,
+                                                     bool agents) const {
   for (const IpPrefix& p : options_.self_prefixes) {
     if (Overlaps(p, prefix)) {
       return absl::StrFormat("the server's own prefix %s", CidrText(p));
     }
   }
   if (options_.protect != nullptr) {
-    if (std::optional<std::string> why = options_.protect->Overlap(prefix)) {
-      return why;
+    for (const IpPrefix& p : options_.protect->fixed()) {
+      if (Overlaps(p, prefix)) {
+        return absl::StrFormat("the server's own prefix %s", CidrText(p));
+      }
     }
-  }
-  for (const AgentFacts& a : AgentFactsNow()) {
-    for (const IpAddress& ip : a.host_addresses) {
-      if (prefix.Contains(ip)) {
-        return absl::StrFormat("agent %s's address %s", a.agent_id,
-                               ip.ToString());
+    if (agents) {
+      // Only proven addresses (peer, approved): what an agent merely claims
+      // in its Hello protects nothing (issue 16).
+      if (std::optional<std::string> why =
+              options_.protect->AgentOverlap(prefix)) {
+        return why;
       }
     }
   }
@@ -862,16 +864,29 @@ absl::StatusOr<BanDetail> AdminQueries::GetBanByTarget(
 absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
     const IpPrefix& prefix, std::optional<absl::Duration> duration,
     std::string reason, std::string actor, bool allow_broad, BanOrigin origin,
-    std::string peer) {
+    std::string peer, bool override_protected) {
   if (!allow_broad && IsBroadPrefix(prefix)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s is broader than /%d; set allow_broad_prefix to ban it",
         CidrText(prefix), prefix.address().is_v4() ? 16 : 32));
   }
-  if (std::optional<std::string> self = SelfOverlap(prefix)) {
+  if (std::optional<std::string> own = SelfOverlap(prefix, /*agents=*/false)) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "%s overlaps %s, which is never banned", CidrText(prefix), *self));
+        "%s overlaps %s, which is never banned", CidrText(prefix), *own));
   }
+  if (std::optional<std::string> agent = SelfOverlap(prefix);
+      agent && !override_protected) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s overlaps %s, which is never banned (an admin may set "
+        "override_protected)",
+        CidrText(prefix), *agent));
+  }
+  std::optional<std::string> overridden;
+  if (override_protected && options_.protect != nullptr) {
+    overridden = options_.protect->AgentOverlap(prefix);
+  }
+  const std::string audit_actor = actor;
+  const std::string audit_peer = peer;
   std::optional<Ban> before;
   for (Ban& b : correlator_.ActiveBans()) {
     if (b.prefix == prefix) {
@@ -900,6 +915,18 @@ absl::StatusOr<AddBanOutcome> AdminQueries::AddBan(
   const uint64_t revision = RevisionOf(
       ban->id, created ? JournalEntry::Op::kAdd : JournalEntry::Op::kUpdate,
       revision_before);
+  if (overridden) {
+    nlohmann::json after = {{"overrides", *overridden},
+                            {"ban_id", ban->id},
+                            {"reason", ban->reason}};
+    RETURN_IF_ERROR(store_.Commit(
+        CommitRecord{.audit = {AuditRecord{.time = clock_.Now(),
+                                           .actor = audit_actor,
+                                           .action = "ban.override_protected",
+                                           .target = CidrText(prefix),
+                                           .after = after.dump(),
+                                           .peer = audit_peer}}}));
+  }
   return AddBanOutcome{
       .ban = std::move(*ban), .revision = revision, .created = created};
 }
@@ -978,7 +1005,14 @@ uint64_t AdminQueries::AllowId(const IpPrefix& prefix) {
 absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
     const IpPrefix& prefix, std::optional<absl::Duration> duration,
     std::string comment, bool remove_covering, std::string actor,
-    std::string peer) {
+    std::string peer, bool allow_broad) {
+  const bool broad = IsBroadPrefix(prefix);
+  if (broad && !allow_broad) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s is broader than /%d; allowlisting it switches banning off for the "
+        "whole range: set allow_broad_prefix (admin role) to add it",
+        CidrText(prefix), prefix.address().is_v4() ? 16 : 32));
+  }
   const absl::Time now = clock_.Now();
   for (const AllowEntry& a : Allowlist(/*include_expired=*/false)) {
     if (a.prefix == prefix) {
@@ -1004,7 +1038,7 @@ absl::StatusOr<AddAllowOutcome> AdminQueries::AddAllow(
   if (duration) {
     entry.expires = now + *duration;
   }
-  RETURN_IF_ERROR(correlator_.AddAllow(entry, actor, peer));
+  RETURN_IF_ERROR(correlator_.AddAllow(entry, actor, peer, broad));
   AddAllowOutcome out;
   out.entry = entry;
   for (const AllowEntry& a : correlator_.Allowlist()) {
@@ -1178,9 +1212,56 @@ std::vector<AgentView> AdminQueries::Agents() const {
   }
   std::vector<AgentView> out;
   for (auto& [id, v] : by_id) {
+    if (options_.protect != nullptr) {
+      v.addresses = options_.protect->Of(id);
+    } else if (v.facts) {
+      v.addresses.claimed = v.facts->host_addresses;
+    }
     out.push_back(std::move(v));
   }
   return out;
+}
+
+// --- Protected agent addresses (issue 16) ----------------------------------
+
+absl::StatusOr<AgentAddressView> AdminQueries::SetAgentProtection(
+    std::string_view agent_id, const std::vector<IpAddress>& addresses,
+    bool protect, std::string actor, std::string peer) {
+  if (options_.protect == nullptr) {
+    return absl::FailedPreconditionError(
+        "this server keeps no protected addresses");
+  }
+  const auto texts = [](const std::vector<IpAddress>& ips) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const IpAddress& ip : ips) {
+      a.push_back(ip.ToString());
+    }
+    return a;
+  };
+  const AgentAddressView before = options_.protect->Of(agent_id);
+  RETURN_IF_ERROR(protect ? options_.protect->Approve(agent_id, addresses,
+                                                      actor, clock_.Now())
+                          : options_.protect->Unprotect(agent_id, addresses));
+  AgentAddressView after = options_.protect->Of(agent_id);
+  const nlohmann::json before_json = {{"protected", texts(before.Protecting())},
+                                      {"addresses", texts(addresses)}};
+  const nlohmann::json after_json = {{"protected", texts(after.Protecting())},
+                                     {"addresses", texts(addresses)}};
+  RETURN_IF_ERROR(store_.Commit(
+      CommitRecord{.audit = {AuditRecord{
+                       .time = clock_.Now(),
+                       .actor = std::move(actor),
+                       .action = protect ? "agent.protect" : "agent.unprotect",
+                       .target = std::string(agent_id),
+                       .before = before_json.dump(),
+                       .after = after_json.dump(),
+                       .peer = std::move(peer)}}}));
+  return after;
+}
+
+absl::Status AdminQueries::ForgetAgentAddresses(std::string_view agent_id) {
+  return options_.protect == nullptr ? absl::OkStatus()
+                                     : options_.protect->ForgetAgent(agent_id);
 }
 
 absl::StatusOr<std::vector<AccountView>> AdminQueries::Accounts(

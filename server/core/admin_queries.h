@@ -59,7 +59,8 @@ struct AgentFacts {
   std::string version;
   std::string peer_address;
   std::string firewall_backend;
-  // Hello.host_addresses: never banned (self addresses).
+  // Hello.host_addresses: claimed only; they protect nothing unless an
+  // admin approves them (ProtectedAddresses).
   std::vector<IpAddress> host_addresses;
   std::optional<absl::Time> connected_since;
   uint64_t spool_depth_batches = 0;
@@ -100,12 +101,12 @@ struct AdminQueriesOptions {
   // The live policy (the Correlator's; it does not expose it).
   Policy policy;
   // The server's own addresses and any configured never-ban prefixes: bans
-  // overlapping them are refused (agents' Hello addresses are added from
-  // ServerFacts::agents).
+  // overlapping them are refused.
   std::vector<IpPrefix> self_prefixes;
-  // Also never banned, if set (agents' peer addresses, loopback, the
-  // server's interfaces). Not owned; must outlive the AdminQueries.
-  const ProtectedAddresses* protect = nullptr;
+  // Also never banned, if set (agents' peer and approved addresses,
+  // loopback, the server's interfaces); SetAgentProtection changes it. Not
+  // owned; must outlive the AdminQueries.
+  ProtectedAddresses* protect = nullptr;
   // Most events one report or status count reads; beyond it the result
   // covers the oldest part of the period only and is marked truncated.
   size_t max_scan_events = 5'000'000;
@@ -283,6 +284,8 @@ struct StatusView {
 struct AgentView {
   AgentStatus status;
   std::optional<AgentFacts> facts;
+  // Its peer / approved / claimed addresses (ProtectedAddresses).
+  AgentAddressView addresses;
 };
 
 struct AddBanOutcome {
@@ -415,13 +418,18 @@ class AdminQueries {
   // /32 (IPv6) and !allow_broad, overlaps a self address, or overlaps the
   // allowlist. An existing active ban of the prefix that already lasts as
   // long is returned unchanged (created = false, nothing audited). Store
-  // errors (kUnavailable: nothing changed) as is.
+  // errors (kUnavailable: nothing changed) as is. `override_protected`
+  // (the caller checks the admin role): an agent's protected address (peer
+  // or approved) does not refuse the ban, which is audited once more as
+  // "ban.override_protected" naming it; the server's own and loopback
+  // prefixes are never overridden.
   absl::StatusOr<AddBanOutcome> AddBan(const IpPrefix& prefix,
                                        std::optional<absl::Duration> duration,
                                        std::string reason, std::string actor,
                                        bool allow_broad,
                                        BanOrigin origin = BanOrigin::kManual,
-                                       std::string peer = "");
+                                       std::string peer = "",
+                                       bool override_protected = false);
   // Lifts the active ban with this id / exact prefix. NotFound (naming any
   // covering bans) if there is none.
   // `peer` (all mutations): the admin connection's peer, for the audit log.
@@ -439,11 +447,14 @@ class AdminQueries {
   // Adds an entry and lifts the active bans inside it (and, with
   // remove_covering, those strictly covering it). AlreadyExists if the
   // prefix is allowlisted; FailedPrecondition if a ban strictly covers it
-  // and !remove_covering.
+  // and !remove_covering, or if the prefix is broad (IsBroadPrefix: it would
+  // switch banning off for a whole range) and !allow_broad. The caller
+  // checks the admin role for broad entries; they are audited as
+  // "allow.add.broad".
   absl::StatusOr<AddAllowOutcome> AddAllow(
       const IpPrefix& prefix, std::optional<absl::Duration> duration,
       std::string comment, bool remove_covering, std::string actor,
-      std::string peer = "");
+      std::string peer = "", bool allow_broad = false);
   // Removes the entry of exactly `prefix` / with AllowId() == id. NotFound.
   absl::StatusOr<AllowEntry> RemoveAllowByPrefix(const IpPrefix& prefix,
                                                  std::string actor,
@@ -461,6 +472,15 @@ class AdminQueries {
 
   // Agents known to the distributor (sorted by id) with application facts.
   std::vector<AgentView> Agents() const;
+  // Approves `addresses` as protected for `agent_id` (protect) or withdraws
+  // their protection (!protect; also of a peer entry). Audited as
+  // "agent.protect" / "agent.unprotect". The caller checks the admin role.
+  // FailedPrecondition without a ProtectedAddresses or beyond its caps.
+  absl::StatusOr<AgentAddressView> SetAgentProtection(
+      std::string_view agent_id, const std::vector<IpAddress>& addresses,
+      bool protect, std::string actor, std::string peer);
+  // Drops every protected entry of a revoked agent.
+  absl::Status ForgetAgentAddresses(std::string_view agent_id);
 
   // Accounts under attack seen within `window`, with at least
   // `min_distinct_ips` addresses (0: every recorded account), ordered by
@@ -516,8 +536,10 @@ class AdminQueries {
   // Active bans joined with their revisions.
   std::vector<BanView> ActiveViews() const;
   absl::StatusOr<BanDetail> Detail(BanView view) const;
-  // Text naming the self prefix `prefix` overlaps, or nullopt.
-  std::optional<std::string> SelfOverlap(const IpPrefix& prefix) const;
+  // Text naming the self prefix `prefix` overlaps, or nullopt. Without
+  // `agents`, agents' protected addresses are not looked at (the override).
+  std::optional<std::string> SelfOverlap(const IpPrefix& prefix,
+                                         bool agents = true) const;
   std::vector<AgentFacts> AgentFactsNow() const;
   // Revision of the journal entry `op` of ban `ban_id` committed after
   // revision `after` (the Correlator returns the ban, not its revision);

@@ -105,17 +105,34 @@ DetectorStats Correlator::abuse_stats() const {
     s.bans_capped += detector_->stats().bans_capped;
     s.bans_refused_protected += detector_->stats().bans_refused_protected;
     s.bans_refused_broad += detector_->stats().bans_refused_broad;
+    s.score_evictions += detector_->stats().score_evictions;
+    s.account_evictions += detector_->stats().account_evictions;
+    s.score_keys_refused += detector_->stats().score_keys_refused;
+    s.account_keys_refused += detector_->stats().account_keys_refused;
   }
   return s;
+}
+
+TrackedEntries Correlator::tracked_entries() const {
+  absl::MutexLock lock(&mu_);
+  if (detector_ == nullptr) {
+    return {};
+  }
+  return {.scores = detector_->tracked_keys(),
+          .accounts = detector_->tracked_accounts()};
 }
 
 absl::Status Correlator::RebuildLocked() {
   const absl::Time now = clock_.Now();
   ASSIGN_OR_RETURN(DurableState state, store_.LoadState(now));
   auto detector = std::make_unique<Detector>(
-      options_.policy, DetectorLimits{.agent_new_bans_per_minute =
-                                          options_.agent_new_bans_per_minute,
-                                      .protect = options_.protected_addresses});
+      options_.policy,
+      DetectorLimits{
+          .agent_new_bans_per_minute = options_.agent_new_bans_per_minute,
+          .protect = options_.protected_addresses,
+          .max_score_entries = options_.max_score_entries,
+          .max_account_entries = options_.max_account_entries,
+          .agent_new_keys_per_minute = options_.agent_new_keys_per_minute});
   detector->Restore(state);
   Decisions ignored;
   size_t replayed = 0;
@@ -137,6 +154,10 @@ absl::Status Correlator::RebuildLocked() {
     carried_.bans_capped += old.bans_capped;
     carried_.bans_refused_protected += old.bans_refused_protected;
     carried_.bans_refused_broad += old.bans_refused_broad;
+    carried_.score_evictions += old.score_evictions;
+    carried_.account_evictions += old.account_evictions;
+    carried_.score_keys_refused += old.score_keys_refused;
+    carried_.account_keys_refused += old.account_keys_refused;
   }
   detector_ = std::move(detector);
   needs_rebuild_ = false;
@@ -503,7 +524,7 @@ absl::StatusOr<Ban> Correlator::RemoveBan(const IpPrefix& prefix,
 }
 
 absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor,
-                                  std::string peer) {
+                                  std::string peer, bool broad) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(EnsureHealthyLocked());
   const absl::Time now = clock_.Now();
@@ -518,13 +539,14 @@ absl::Status Correlator::AddAllow(AllowEntry entry, std::string actor,
   detector_->PutAllow(entry);
   CommitRecord record;
   record.allow_put.push_back(entry);
-  record.audit.push_back(AuditRecord{.time = now,
-                                     .actor = actor,
-                                     .action = "allow.add",
-                                     .target = entry.prefix.ToString(),
-                                     .before = before,
-                                     .after = AllowJson(entry),
-                                     .peer = peer});
+  record.audit.push_back(
+      AuditRecord{.time = now,
+                  .actor = actor,
+                  .action = broad ? "allow.add.broad" : "allow.add",
+                  .target = entry.prefix.ToString(),
+                  .before = before,
+                  .after = AllowJson(entry),
+                  .peer = peer});
   return CommitLocked(std::move(record), Decisions{});
 }
 

@@ -51,6 +51,16 @@ struct CorrelatorOptions {
   // auto-banned (not owned, must outlive the Correlator; may be null).
   int agent_new_bans_per_minute = 0;
   const ProtectedAddresses* protected_addresses = nullptr;
+  // Memory budget (DetectorLimits, same names; 0: no cap).
+  size_t max_score_entries = 0;
+  size_t max_account_entries = 0;
+  int agent_new_keys_per_minute = 0;
+};
+
+// Entries the detector tracks now (for the memory-budget gauges).
+struct TrackedEntries {
+  size_t scores = 0;
+  size_t accounts = 0;
 };
 
 // One agent batch for IngestMany().
@@ -122,9 +132,10 @@ class Correlator {
   absl::StatusOr<Ban> RemoveBan(const IpPrefix& prefix, std::string reason,
                                 std::string actor, std::string peer = "");
   // Allowlist changes. Audited. `peer` (here and above): the admin
-  // connection's address, recorded in the audit log.
+  // connection's address, recorded in the audit log. `broad`: the entry is
+  // broader than /16 IPv4 or /32 IPv6 (audited as "allow.add.broad").
   absl::Status AddAllow(AllowEntry entry, std::string actor,
-                        std::string peer = "");
+                        std::string peer = "", bool broad = false);
   absl::Status RemoveAllow(const IpPrefix& prefix, std::string actor,
                            std::string peer = "");
 
@@ -142,9 +153,10 @@ class Correlator {
   KeyInfo Explain(const IpAddress& ip) const;
   // True while the last store write failed and no rebuild succeeded since.
   bool degraded() const;
-  // Automatic bans withheld by the abuse limits since start (the last_*
-  // fields are empty).
+  // Automatic bans withheld by the abuse limits since start, and the
+  // memory-budget evictions and refused keys (the last_* fields are empty).
   DetectorStats abuse_stats() const;
+  TrackedEntries tracked_entries() const;
 
  private:
   Correlator(const CorrelatorOptions& options, Store& store, Clock& clock,

@@ -92,6 +92,128 @@ uint16_t Detector::ServerIndex(std::string_view agent_id) {
   return id;
 }
 
+bool Detector::NewKeyAllowed(uint16_t server, bool account, int64_t now_s) {
+  if (limits_.agent_new_keys_per_minute <= 0) {
+    return true;
+  }
+  KeyBudget& b = key_budget_[server];  // bounded: at most 65535 servers
+  const int64_t minute = now_s / 60;
+  if (b.minute != minute) {
+    b = KeyBudget{.minute = minute};
+  }
+  int& used = account ? b.accounts : b.scores;
+  if (used >= limits_.agent_new_keys_per_minute) {
+    return false;
+  }
+  ++used;
+  return true;
+}
+
+Detector::ScoreEntry* Detector::ScoreSlot(const IpAddress& key, uint16_t server,
+                                          int64_t now_s) {
+  if (auto it = scores_.find(key); it != scores_.end()) {
+    return &it->second;
+  }
+  if (!NewKeyAllowed(server, /*account=*/false, now_s)) {
+    ++stats_.score_keys_refused;
+    return nullptr;
+  }
+  if (limits_.max_score_entries > 0 &&
+      scores_.size() >= limits_.max_score_entries) {
+    EvictScores(now_s);
+  }
+  return &scores_[key];
+}
+
+Detector::AccountState* Detector::AccountSlot(const std::string& user,
+                                              uint16_t server, int64_t now_s) {
+  if (auto it = accounts_.find(user); it != accounts_.end()) {
+    return &it->second;
+  }
+  if (!NewKeyAllowed(server, /*account=*/true, now_s)) {
+    ++stats_.account_keys_refused;
+    return nullptr;
+  }
+  if (limits_.max_account_entries > 0 &&
+      accounts_.size() >= limits_.max_account_entries) {
+    EvictAccounts(now_s);
+  }
+  return &accounts_[user];
+}
+
+namespace {
+
+// Erases from `map` the `count` entries of lowest weight(entry) (ties: any).
+// O(size) time, one float per entry of scratch.
+template <typename Map, typename Weight>
+size_t EraseLowest(Map& map, size_t count, const Weight& weight) {
+  if (count == 0 || map.empty()) {
+    return 0;
+  }
+  count = std::min(count, map.size());
+  std::vector<float> w;
+  w.reserve(map.size());
+  for (const auto& kv : map) {
+    w.push_back(static_cast<float>(weight(kv.second)));
+  }
+  std::nth_element(w.begin(), w.begin() + static_cast<ptrdiff_t>(count - 1),
+                   w.end());
+  const float cut = w[count - 1];
+  size_t below = 0;  // strictly below the cut: all go
+  for (size_t i = 0; i < count; ++i) {
+    below += w[i] < cut ? 1 : 0;
+  }
+  size_t ties = count - below;  // and this many at the cut
+  size_t erased = 0;
+  absl::erase_if(map, [&](const auto& kv) {
+    const float x = static_cast<float>(weight(kv.second));
+    if (x < cut || (x == cut && ties > 0)) {
+      ties -= x == cut ? 1 : 0;
+      ++erased;
+      return true;
+    }
+    return false;
+  });
+  return erased;
+}
+
+size_t EvictionBatch(size_t cap) { return std::max<size_t>(1, cap / 10); }
+
+}  // namespace
+
+void Detector::EvictScores(int64_t now_s) {
+  const size_t target =
+      limits_.max_score_entries - EvictionBatch(limits_.max_score_entries);
+  if (scores_.size() <= target) {
+    return;
+  }
+  stats_.score_evictions +=
+      EraseLowest(scores_, scores_.size() - target,
+                  [&](const ScoreEntry& e) { return Decayed(e, now_s); });
+}
+
+double Detector::AccountWeight(const AccountState& a, int64_t now_us) const {
+  // Failures decayed like scores; an account under attack is kept first.
+  const double halves =
+      static_cast<double>(std::max<int64_t>(0, now_us - a.last_us)) /
+      static_cast<double>(half_life_us_);
+  const double decayed =
+      halves > 1000 ? 0 : static_cast<double>(a.failures) * std::exp2(-halves);
+  return decayed + (a.under_attack ? 1e9 : 0);
+}
+
+void Detector::EvictAccounts(int64_t now_s) {
+  const size_t target =
+      limits_.max_account_entries - EvictionBatch(limits_.max_account_entries);
+  if (accounts_.size() <= target) {
+    return;
+  }
+  const int64_t now_us = now_s * 1000000;
+  stats_.account_evictions += EraseLowest(
+      accounts_, accounts_.size() - target,
+      [&](const AccountState& a) { return AccountWeight(a, now_us); });
+}
+
 double Detector::Decayed(const ScoreEntry& e, int64_t now_s) const {
   if (e.score == 0 || now_s <= static_cast<int64_t>(e.updated_s)) {
     return e.score;
@@ -258,7 +380,25 @@ void Detector::MarkBadChild(const IpPrefix& child, size_t rung, absl::Time now,
   const size_t registry =
       (child.address().is_v4() ? 0 : policy_.v4_ladder.size()) + rung;
   const IpPrefix parent = IpPrefix::Of(child.address(), ladder[rung]);
-  std::vector<ChildMark>& marks = rungs_[registry][parent];
+  auto& parents = rungs_[registry];
+  if (limits_.max_score_entries > 0 &&
+      parents.size() >= limits_.max_score_entries &&
+      !parents.contains(parent)) {
+    // Prefix evidence is keyed by attacker-chosen blocks too (IPv6 has no
+    // end of them): the same cap, the stalest parents go first.
+    stats_.score_evictions += EraseLowest(
+        parents,
+        parents.size() - limits_.max_score_entries +
+            EvictionBatch(limits_.max_score_entries),
+        [t = ToS(now)](const std::vector<ChildMark>& m) {
+          int64_t newest = 0;
+          for (const ChildMark& c : m) {
+            newest = std::max(newest, c.last_bad_s);
+          }
+          return -static_cast<double>(std::max<int64_t>(t - newest, 0));
+        });
+  }
+  std::vector<ChildMark>& marks = parents[parent];
   const int64_t now_s = ToS(now);
   const int64_t since = now_s - absl::ToInt64Seconds(policy_.prefix_window);
   bool found = false;
@@ -326,7 +466,7 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
   if (!e.ip.has_value()) {
     if (e.kind == EventKind::kAuthFailure || e.kind == EventKind::kLockout) {
       ObserveAccount(e, ServerIndex(e.agent_id), ToUs(std::min(e.time, now)),
-                     decide, out);
+                     ToS(now), decide, out);
     }
     return;  // non-actionable: never scored, never banned
   }
@@ -345,7 +485,16 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
   const int64_t event_us = std::min(ToUs(e.time), now_us);
   const int64_t now_s = now_us / 1000000;
   const IpPrefix key = KeyOf(*e.ip);
-  ScoreEntry& s = scores_[key.address()];
+  ScoreEntry* const entry = ScoreSlot(key.address(), server, now_s);
+  if (entry == nullptr) {
+    // This agent exceeded its new-key rate: the address is not tracked, its
+    // account part still is (within its own budget).
+    if (e.kind == EventKind::kAuthFailure || e.kind == EventKind::kLockout) {
+      ObserveAccount(e, server, event_us, now_s, decide, out);
+    }
+    return;
+  }
+  ScoreEntry& s = *entry;
 
   // Remember the server (refresh its slot, else take an empty or the
   // stalest one).
@@ -385,7 +534,7 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
   ++s.events;
 
   if (e.kind == EventKind::kAuthFailure || e.kind == EventKind::kLockout) {
-    ObserveAccount(e, server, event_us, decide, out);
+    ObserveAccount(e, server, event_us, now_s, decide, out);
   }
 
   const double score = s.score;
@@ -427,12 +576,19 @@ void Detector::Observe(const AuthEvent& e, absl::Time now, bool decide,
 }
 
 void Detector::ObserveAccount(const AuthEvent& e, uint16_t server,
-                              int64_t event_us, bool decide, Decisions* out) {
+                              int64_t event_us, int64_t now_s, bool decide,
+                              Decisions* out) {
   std::string user = NormaliseUser(e.user);
   if (user.empty()) {
     return;
   }
-  AccountState& a = accounts_[user];
+  // The rate and the eviction go by the server's clock, never the event's
+  // (an agent chooses its event times).
+  AccountState* const slot = AccountSlot(user, server, now_s);
+  if (slot == nullptr) {
+    return;  // this agent exceeded its new-key rate
+  }
+  AccountState& a = *slot;
   if (a.failures == 0) {
     a.first_us = event_us;
   }

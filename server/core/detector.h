@@ -67,6 +67,18 @@ struct DetectorLimits {
   int agent_new_bans_per_minute = 0;
   // Never auto-banned when set (not owned; must outlive the Detector).
   const ProtectedAddresses* protect = nullptr;
+  // Memory budget (docs/security.md "Abuse limits"): score entries (kept
+  // for the compromise look-back) and account entries are keyed by values an
+  // attacker chooses. At most this many of each are kept; a new key beyond
+  // it first evicts the lowest decayed scores (a tenth of the cap at once,
+  // so the cost is amortised). max_score_entries also caps each prefix
+  // ladder registry (stalest blocks first). 0: no cap.
+  size_t max_score_entries = 0;
+  size_t max_account_entries = 0;
+  // Most new score keys, and separately most new account keys, one agent's
+  // events may create per clock minute; an event whose key would exceed it
+  // is not tracked under that key (counted as refused). 0: no cap.
+  int agent_new_keys_per_minute = 0;
 };
 
 // Automatic bans the limits withheld, since construction.
@@ -78,6 +90,12 @@ struct DetectorStats {
   // refusal, for the correlator's warnings.
   std::string last_capped_agent;
   std::string last_protected;
+  // Memory budget (DetectorLimits): entries evicted by the caps, and new
+  // keys refused by the per-agent rate, by kind.
+  uint64_t score_evictions = 0;
+  uint64_t account_evictions = 0;
+  uint64_t score_keys_refused = 0;
+  uint64_t account_keys_refused = 0;
 };
 
 class Detector {
@@ -171,6 +189,17 @@ class Detector {
   };
 
   uint16_t ServerIndex(std::string_view agent_id);
+  // The entry of `key`, created within the memory budget (evicting if the
+  // cap is reached); nullptr if `server` exceeded its new-key rate.
+  ScoreEntry* ScoreSlot(const IpAddress& key, uint16_t server, int64_t now_s);
+  AccountState* AccountSlot(const std::string& user, uint16_t server,
+                            int64_t now_s);
+  // Whether `server` may create one more key of the kind (false: score,
+  // true: account) in the minute of now_s; counts it if so.
+  bool NewKeyAllowed(uint16_t server, bool account, int64_t now_s);
+  void EvictScores(int64_t now_s);
+  void EvictAccounts(int64_t now_s);
+  double AccountWeight(const AccountState& a, int64_t now_us) const;
   double Decayed(const ScoreEntry& e, int64_t now_s) const;
   int ServersInWindow(const ScoreEntry& e, int64_t now_s) const;
   int NextLevel(const IpPrefix& prefix, absl::Time now) const;
@@ -186,8 +215,8 @@ class Detector {
   void MarkBadChild(const IpPrefix& child, size_t rung, absl::Time now,
                     bool decide, Decisions* out);
   bool PrefixEvidence(const IpAddress& ip, int64_t now_s) const;
-  void ObserveAccount(const AuthEvent& e, uint16_t server, int64_t now_us,
-                      bool decide, Decisions* out);
+  void ObserveAccount(const AuthEvent& e, uint16_t server, int64_t event_us,
+                      int64_t now_s, bool decide, Decisions* out);
   void CheckCompromise(const AuthEvent& e, absl::Time now, Decisions* out);
   const std::vector<int>& Ladder(const IpAddress& ip) const;
 
@@ -202,6 +231,13 @@ class Detector {
   // Per agent (server index): Unix seconds of its uncorroborated new bans
   // within the last minute.
   absl::flat_hash_map<uint16_t, std::vector<int64_t>> recent_bans_;
+  // Per agent (server index): new keys created in the minute `minute`.
+  struct KeyBudget {
+    int64_t minute = -1;
+    int scores = 0;
+    int accounts = 0;
+  };
+  absl::flat_hash_map<uint16_t, KeyBudget> key_budget_;
 
   absl::flat_hash_map<IpAddress, ScoreEntry> scores_;
   absl::flat_hash_map<IpPrefix, Ban> active_;  // by exact prefix

@@ -909,6 +909,12 @@ grpc::Status AdminService::AddBan(grpc::ServerContext* context,
   }
   const auto run = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(IpPrefix target, PrefixField("target", request->target()));
+    if (request->override_protected()) {
+      RETURN_IF_ERROR(AdminAuthenticator::Authorize(
+          *who, AdminRole::kAdmin,
+          absl::StrFormat("banning %s over an agent's protected address",
+                          CidrText(target))));
+    }
     if (IsBroadPrefix(target)) {
       RETURN_IF_ERROR(AdminAuthenticator::Authorize(
           *who, AdminRole::kAdmin,
@@ -935,10 +941,11 @@ grpc::Status AdminService::AddBan(grpc::ServerContext* context,
     }
     RETURN_IF_ERROR(TextField("reason", request->reason(), /*required=*/true));
     RETURN_IF_ERROR(ScopeField("scope", request->scope()));
-    ASSIGN_OR_RETURN(AddBanOutcome r,
-                     queries_.AddBan(target, duration, request->reason(),
-                                     who->actor, request->allow_broad_prefix(),
-                                     BanOrigin::kManual, AuditPeer(*context)));
+    ASSIGN_OR_RETURN(
+        AddBanOutcome r,
+        queries_.AddBan(target, duration, request->reason(), who->actor,
+                        request->allow_broad_prefix(), BanOrigin::kManual,
+                        AuditPeer(*context), request->override_protected()));
     *response->mutable_ban() = BanToProto(
         BanView{.ban = r.ban, .revision = r.revision, .active = true});
     response->set_created(r.created);
@@ -1089,6 +1096,14 @@ grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
   }
   const auto run = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(IpPrefix prefix, PrefixField("cidr", request->cidr()));
+    if (IsBroadPrefix(prefix)) {
+      // Same rule as AddBan: a broad entry switches banning off for a range.
+      RETURN_IF_ERROR(AdminAuthenticator::Authorize(
+          *who, AdminRole::kAdmin,
+          absl::StrFormat("allowlisting %s (broader than /%d)",
+                          CidrText(prefix),
+                          prefix.address().is_v4() ? 16 : 32)));
+    }
     std::optional<absl::Duration> duration;
     if (request->has_duration()) {
       ASSIGN_OR_RETURN(duration,
@@ -1097,10 +1112,11 @@ grpc::Status AdminService::AddAllow(grpc::ServerContext* context,
     }
     RETURN_IF_ERROR(
         TextField("comment", request->comment(), /*required=*/false));
-    ASSIGN_OR_RETURN(AddAllowOutcome r,
-                     queries_.AddAllow(prefix, duration, request->comment(),
-                                       request->remove_covering_bans(),
-                                       who->actor, AuditPeer(*context)));
+    ASSIGN_OR_RETURN(
+        AddAllowOutcome r,
+        queries_.AddAllow(prefix, duration, request->comment(),
+                          request->remove_covering_bans(), who->actor,
+                          AuditPeer(*context), request->allow_broad_prefix()));
     *response->mutable_entry() = AllowToProto(r.entry);
     for (const Ban& b : r.removed_bans) {
       *response->add_removed_bans() = BanToProto(BanView{.ban = b});
@@ -1210,6 +1226,12 @@ grpc::Status AdminService::ListAgents(grpc::ServerContext* context,
         out->set_firewall_backend(f.firewall_backend);
         out->set_local_fallback_bans(f.local_fallback_bans);
         out->set_durable_through(f.durable_through);
+      }
+      for (const IpAddress& ip : a.addresses.Protecting()) {
+        out->add_protected_addresses(ip.ToString());
+      }
+      for (const IpAddress& ip : a.addresses.Unapproved()) {
+        out->add_unapproved_addresses(ip.ToString());
       }
     }
     return absl::OkStatus();
@@ -1649,7 +1671,50 @@ grpc::Status AdminService::RevokeAgent(grpc::ServerContext* context,
   SetTime(response->mutable_revoked_at(), *at);
   response->set_was_connected(end_agent_stream_ != nullptr &&
                               end_agent_stream_(request->agent_id()));
+  // A revoked key's addresses protect nothing (the stream is ended first,
+  // so its Hello cannot add them back).
+  if (absl::Status s = queries_.ForgetAgentAddresses(request->agent_id());
+      !s.ok()) {
+    return Done("RevokeAgent", s);
+  }
   return Done("RevokeAgent", absl::OkStatus());
+}
+
+grpc::Status AdminService::SetAgentProtection(
+    grpc::ServerContext* context, const v1::SetAgentProtectionRequest* request,
+    v1::SetAgentProtectionResponse* response) {
+  const absl::StatusOr<Principal> who =
+      Authorize(*context, AdminRole::kAdmin, "SetAgentProtection");
+  if (!who.ok()) {
+    return Done("SetAgentProtection", who.status());
+  }
+  const auto run = [&]() -> absl::Status {
+    if (request->agent_id().empty() || request->agent_id().size() > 128) {
+      return absl::InvalidArgumentError("agent_id: 1-128 bytes required");
+    }
+    if (request->addresses().empty() || request->addresses().size() > 64) {
+      return absl::InvalidArgumentError("addresses: 1-64 required");
+    }
+    std::vector<IpAddress> addresses;
+    for (int i = 0; i < request->addresses_size(); ++i) {
+      ASSIGN_OR_RETURN(IpAddress ip,
+                       AddressField(absl::StrFormat("addresses[%d]", i),
+                                    request->addresses(i)));
+      addresses.push_back(ip);
+    }
+    ASSIGN_OR_RETURN(AgentAddressView v,
+                     queries_.SetAgentProtection(
+                         request->agent_id(), addresses, !request->unprotect(),
+                         who->actor, AuditPeer(*context)));
+    for (const IpAddress& ip : v.Protecting()) {
+      response->add_protected_addresses(ip.ToString());
+    }
+    for (const IpAddress& ip : v.Unapproved()) {
+      response->add_unapproved_addresses(ip.ToString());
+    }
+    return absl::OkStatus();
+  };
+  return Done("SetAgentProtection", run());
 }
 
 // --- Policy dry run --------------------------------------------------------

@@ -35,8 +35,9 @@
 // or revoked) and checks the role the method needs (PERMISSION_DENIED):
 // read-only for lists, lookups, report, export, audit and status; operator
 // for AddBan/RemoveBan/AddAllow/RemoveAllow/Import/DryRunPolicy; admin for
-// AddBan of a prefix broader than /16 (IPv4) or /32 (IPv6) and for
-// EnrollAgent/RevokeAgent. The audit actor is the token's "token:<name>".
+// AddBan and AddAllow of a prefix broader than /16 (IPv4) or /32 (IPv6), for
+// AddBan with override_protected, and for EnrollAgent/RevokeAgent/
+// SetAgentProtection. The audit actor is the token's "token:<name>".
 //
 // Thread-safety: thread-safe; gRPC calls the handlers concurrently from its
 // sync pool. WatchAlerts occupies one pool thread per stream (at most
@@ -169,6 +170,10 @@ class AdminService final : public v1::AdminService::Service {
   grpc::Status RevokeAgent(grpc::ServerContext* context,
                            const v1::RevokeAgentRequest* request,
                            v1::RevokeAgentResponse* response) override;
+  grpc::Status SetAgentProtection(
+      grpc::ServerContext* context,
+      const v1::SetAgentProtectionRequest* request,
+      v1::SetAgentProtectionResponse* response) override;
   grpc::Status DryRunPolicy(grpc::ServerContext* context,
                             const v1::DryRunPolicyRequest* request,
                             v1::DryRunPolicyResponse* response) override;

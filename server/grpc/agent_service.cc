@@ -1707,11 +1707,14 @@ void AgentService::RecordHello(const v1::Hello& hello, std::string peer) {
   }
   f.connected_since = clock_.Now();
   if (protect_ != nullptr) {
-    std::vector<IpAddress> own = f.host_addresses;
-    if (std::optional<IpAddress> ip = PeerIp(f.peer_address)) {
-      own.insert(own.begin(), *ip);
+    // Only the stream's peer address is proven; Hello.host_addresses are
+    // recorded as claimed and protect nothing until an admin approves them.
+    if (absl::Status s = protect_->AgentConnected(
+            f.agent_id, PeerIp(f.peer_address), f.host_addresses, clock_.Now());
+        !s.ok()) {
+      RAMPART_LOG(Warning) << "agent " << f.agent_id
+                           << ": protected address not stored: " << s;
     }
-    protect_->SetAgentAddresses(f.agent_id, std::move(own));
   }
   absl::MutexLock lock(&mu_);
   facts_[f.agent_id] = std::move(f);

@@ -52,6 +52,46 @@ struct AgentEnrollment {
                          const AgentEnrollment&) = default;
 };
 
+// An address that protects an agent from bans (server/core/
+// protected_addresses.h): the authenticated peer address of its latest
+// stream, or one an admin approved (`rampartctl agents protect`). Claimed
+// but unproven Hello.host_addresses are never stored: they protect nothing.
+struct ProtectedAgentAddress {
+  enum class Source { kPeer, kApproved };  // stored as "peer" / "approved"
+  std::string agent_id;
+  std::string address;  // canonical IP text
+  Source source = Source::kPeer;
+  absl::Time since = absl::UnixEpoch();
+  std::string actor;  // who approved it ("" for kPeer)
+
+  friend bool operator==(const ProtectedAgentAddress&,
+                         const ProtectedAgentAddress&) = default;
+};
+
+// The checks ReplaceProtectedAddresses makes (one home for the three
+// stores): kInvalidArgument as documented there.
+inline absl::Status CheckProtectedRows(
+    std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows) {
+  if (agent_id.empty()) {
+    return absl::InvalidArgumentError("protected addresses without agent id");
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].agent_id != agent_id || rows[i].address.empty()) {
+      return absl::InvalidArgumentError(
+          "protected address row " + std::to_string(i) + " is not of agent " +
+          std::string(agent_id) + " or has no address");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (rows[j].address == rows[i].address &&
+          rows[j].source == rows[i].source) {
+        return absl::InvalidArgumentError("duplicate protected address " +
+                                          rows[i].address);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 class EnrollmentStore {
  public:
   virtual ~EnrollmentStore() = default;
@@ -64,6 +104,17 @@ class EnrollmentStore {
   virtual absl::Status PutEnrollment(const AgentEnrollment& e) = 0;
   // Every record, by agent_id (bytewise).
   virtual absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() = 0;
+
+  // Every protected agent address, by (agent_id, address, source) (bytewise;
+  // kPeer before kApproved).
+  virtual absl::StatusOr<std::vector<ProtectedAgentAddress>>
+  ListProtectedAddresses() = 0;
+  // Replaces every row of `agent_id` by `rows` atomically (empty: deletes
+  // them). kInvalidArgument for an empty agent_id, a row of another agent or
+  // a duplicate (address, source).
+  virtual absl::Status ReplaceProtectedAddresses(
+      std::string_view agent_id,
+      const std::vector<ProtectedAgentAddress>& rows) = 0;
 };
 
 }  // namespace rampart::server

@@ -445,4 +445,37 @@ absl::StatusOr<std::vector<AgentEnrollment>> InMemoryStore::ListEnrollments() {
   return out;
 }
 
+absl::StatusOr<std::vector<ProtectedAgentAddress>>
+InMemoryStore::ListProtectedAddresses() {
+  absl::MutexLock lock(&mu_);
+  std::vector<ProtectedAgentAddress> out;
+  for (const auto& [agent, rows] : protected_) {
+    out.insert(out.end(), rows.begin(), rows.end());
+  }
+  return out;
+}
+
+absl::Status InMemoryStore::ReplaceProtectedAddresses(
+    std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows) {
+  RETURN_IF_ERROR(CheckProtectedRows(agent_id, rows));
+  std::vector<ProtectedAgentAddress> copy = rows;
+  for (ProtectedAgentAddress& r : copy) {
+    r.since = Micros(r.since);
+  }
+  std::sort(copy.begin(), copy.end(),
+            [](const ProtectedAgentAddress& a, const ProtectedAgentAddress& b) {
+              return std::tie(a.address, a.source) <
+                     std::tie(b.address, b.source);
+            });
+  absl::MutexLock lock(&mu_);
+  if (copy.empty()) {
+    if (auto it = protected_.find(agent_id); it != protected_.end()) {
+      protected_.erase(it);
+    }
+  } else {
+    protected_[std::string(agent_id)] = std::move(copy);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace rampart::server

@@ -72,6 +72,11 @@ class InMemoryStore final : public Store, public EnrollmentStore {
       std::string_view agent_id) override;
   absl::Status PutEnrollment(const AgentEnrollment& e) override;
   absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() override;
+  absl::StatusOr<std::vector<ProtectedAgentAddress>> ListProtectedAddresses()
+      override;
+  absl::Status ReplaceProtectedAddresses(
+      std::string_view agent_id,
+      const std::vector<ProtectedAgentAddress>& rows) override;
 
  private:
   struct StoredBan {
@@ -103,6 +108,8 @@ class InMemoryStore final : public Store, public EnrollmentStore {
   std::map<uint64_t, CompromiseAlert> alerts_ ABSL_GUARDED_BY(mu_);  // by id
   std::vector<AuditRecord> audit_ ABSL_GUARDED_BY(mu_);  // id = index + 1
   std::vector<ApiToken> tokens_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<ProtectedAgentAddress>, std::less<>>
+      protected_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rampart::server

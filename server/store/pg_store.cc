@@ -1328,4 +1328,59 @@ absl::StatusOr<std::vector<AgentEnrollment>> PgStore::ListEnrollments() {
   return out;
 }
 
+namespace {
+constexpr char kListProtected[] =
+    "SELECT agent_id, address, source, rampart_micros(since), actor"
+    " FROM agent_protected_addresses"
+    " ORDER BY agent_id COLLATE \"C\", address COLLATE \"C\","
+    " source = 'approved'";
+constexpr char kDeleteProtected[] =
+    "DELETE FROM agent_protected_addresses WHERE agent_id = $1";
+constexpr char kInsertProtected[] =
+    "INSERT INTO agent_protected_addresses"
+    " (agent_id, address, source, since, actor)"
+    " VALUES ($1, $2, $3, $4::timestamptz, $5)";
+}  // namespace
+
+absl::StatusOr<std::vector<ProtectedAgentAddress>>
+PgStore::ListProtectedAddresses() {
+  std::vector<ProtectedAgentAddress> out;
+  RETURN_IF_ERROR(
+      Run("ListProtectedAddresses", [&](Session& s) -> absl::Status {
+        out.clear();
+        pqxx::read_transaction tx(s.conn());
+        for (const pqxx::row& row : tx.exec(kListProtected)) {
+          out.push_back(ProtectedAgentAddress{
+              .agent_id = row[0].as<std::string>(),
+              .address = row[1].as<std::string>(),
+              .source = row[2].as<std::string>() == "approved"
+                            ? ProtectedAgentAddress::Source::kApproved
+                            : ProtectedAgentAddress::Source::kPeer,
+              .since = FromPgMicros(row[3].as<int64_t>()),
+              .actor = row[4].as<std::string>()});
+        }
+        return absl::OkStatus();
+      }));
+  return out;
+}
+
+absl::Status PgStore::ReplaceProtectedAddresses(
+    std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows) {
+  RETURN_IF_ERROR(CheckProtectedRows(agent_id, rows));
+  return Run("ReplaceProtectedAddresses", [&](Session& s) -> absl::Status {
+    pqxx::work tx(s.conn());
+    tx.exec_params(kDeleteProtected, std::string(agent_id));
+    for (const ProtectedAgentAddress& r : rows) {
+      tx.exec_params(
+          kInsertProtected, r.agent_id, r.address,
+          std::string(r.source == ProtectedAgentAddress::Source::kApproved
+                          ? "approved"
+                          : "peer"),
+          PgTime(r.since), r.actor);
+    }
+    tx.commit();
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace rampart::server

@@ -119,6 +119,11 @@ class PgStore : public Store, public EnrollmentStore {
       std::string_view agent_id) override;
   absl::Status PutEnrollment(const AgentEnrollment& e) override;
   absl::StatusOr<std::vector<AgentEnrollment>> ListEnrollments() override;
+  absl::StatusOr<std::vector<ProtectedAgentAddress>> ListProtectedAddresses()
+      override;
+  absl::Status ReplaceProtectedAddresses(
+      std::string_view agent_id,
+      const std::vector<ProtectedAgentAddress>& rows) override;
 
   // Highest migration version applied to the database (0 if none).
   absl::StatusOr<int> SchemaVersion();

@@ -219,6 +219,16 @@ constexpr char kPutEnrollment[] =
     "(" RAMPART_SQLITE_ENROLLMENT_COLUMNS
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 #undef RAMPART_SQLITE_ENROLLMENT_COLUMNS
+constexpr char kListProtected[] =
+    "SELECT agent_id, address, source, since_us, actor"
+    " FROM agent_protected_addresses"
+    " ORDER BY agent_id, address, source = 'approved'";
+constexpr char kDeleteProtected[] =
+    "DELETE FROM agent_protected_addresses WHERE agent_id = ?1";
+constexpr char kInsertProtected[] =
+    "INSERT INTO agent_protected_addresses"
+    " (agent_id, address, source, since_us, actor)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
 
 #undef RAMPART_SQLITE_BAN_COLUMNS
 #undef RAMPART_SQLITE_EVENT_COLUMNS
@@ -1280,6 +1290,55 @@ absl::StatusOr<std::vector<AgentEnrollment>> SqliteStore::ListEnrollments() {
     out.push_back(ReadEnrollment(*s));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<ProtectedAgentAddress>>
+SqliteStore::ListProtectedAddresses() {
+  std::vector<ProtectedAgentAddress> out;
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(ScopedStatement s, Statement(kListProtected));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(ProtectedAgentAddress{
+        .agent_id = s->Bytes(0),
+        .address = s->Bytes(1),
+        .source = s->Bytes(2) == "approved"
+                      ? ProtectedAgentAddress::Source::kApproved
+                      : ProtectedAgentAddress::Source::kPeer,
+        .since = FromMicros(s->Int64(3)),
+        .actor = s->Bytes(4)});
+  }
+  return out;
+}
+
+absl::Status SqliteStore::ReplaceProtectedAddresses(
+    std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows) {
+  RETURN_IF_ERROR(CheckProtectedRows(agent_id, rows));
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Begin(kBeginImmediate));
+  const auto write = [&]() -> absl::Status {
+    {
+      ASSIGN_OR_RETURN(ScopedStatement s, Statement(kDeleteProtected));
+      s->BindText(1, agent_id);
+      RETURN_IF_ERROR(s->Run());
+    }
+    for (const ProtectedAgentAddress& r : rows) {
+      ASSIGN_OR_RETURN(ScopedStatement s, Statement(kInsertProtected));
+      s->BindText(1, r.agent_id);
+      s->BindText(2, r.address);
+      s->BindText(3, r.source == ProtectedAgentAddress::Source::kApproved
+                         ? "approved"
+                         : "peer");
+      s->BindInt64(4, Micros(r.since));
+      s->BindText(5, r.actor);
+      RETURN_IF_ERROR(s->Run());
+    }
+    return absl::OkStatus();
+  };
+  return Finish(write());
 }
 
 }  // namespace rampart::server

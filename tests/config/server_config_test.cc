@@ -307,6 +307,12 @@ std::vector<BadCase> BadCases() {
       {"limits:\n  max_agents:\n",
        {"cfg.yaml:2:3: limits.max_agents: missing value (expected an "
         "integer)"}},
+      {"limits:\n  max_score_entries: 999\n",
+       {"limits.max_score_entries: must be between 1000 and 100000000"}},
+      {"limits:\n  max_account_entries: 100000001\n",
+       {"limits.max_account_entries: must be between 1000 and 100000000"}},
+      {"limits:\n  agent_new_keys_per_minute: 0\n",
+       {"limits.agent_new_keys_per_minute: must be between 1 and 10000000"}},
       {"server: [1, 2]\n",
        {"cfg.yaml:1:9: server: expected a mapping, got a list"}},
       {"- a\n- b\n",
@@ -468,6 +474,9 @@ limits:
   max_unauthenticated_streams: 18
   max_unauthenticated_streams_per_address: 19
   max_unauthenticated_streams_per_connection: 20
+  max_score_entries: 17000
+  max_account_entries: 18000
+  agent_new_keys_per_minute: 19
 admin:
   bootstrap_token_file: /etc/rampart/admin.token
 tls:
@@ -541,6 +550,9 @@ tls:
   EXPECT_EQ(c->limits.max_unauthenticated_streams, 18);
   EXPECT_EQ(c->limits.max_unauthenticated_streams_per_address, 19);
   EXPECT_EQ(c->limits.max_unauthenticated_streams_per_connection, 20);
+  EXPECT_EQ(c->limits.max_score_entries, 17000);
+  EXPECT_EQ(c->limits.max_account_entries, 18000);
+  EXPECT_EQ(c->limits.agent_new_keys_per_minute, 19);
   EXPECT_EQ(c->admin.bootstrap_token_file, "/etc/rampart/admin.token");
 
   // Every key of the table was set, so every line of the dump differs from

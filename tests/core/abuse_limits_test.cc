@@ -101,10 +101,11 @@ TEST(ProtectedAddressesTest, LoopbackServerAndAgentAddresses) {
   EXPECT_THAT(p.Overlap(Prefix("192.0.2.0/24")).value_or(""),
               HasSubstr("192.0.2.1"));
   EXPECT_FALSE(p.Overlap(Prefix("198.51.100.7")).has_value());
-  p.SetAgentAddresses("mx1", {*IpAddress::Parse("198.51.100.7")});
+  ASSERT_TRUE(
+      p.AgentConnected("mx1", *IpAddress::Parse("198.51.100.7"), {}, kT0).ok());
   EXPECT_THAT(p.Overlap(Prefix("198.51.100.0/24")).value_or(""),
               HasSubstr("agent mx1's address 198.51.100.7"));
-  p.SetAgentAddresses("mx1", {});
+  ASSERT_TRUE(p.AgentConnected("mx1", std::nullopt, {}, kT0).ok());
   EXPECT_FALSE(p.Overlap(Prefix("198.51.100.7")).has_value());
 }
 
@@ -131,7 +132,10 @@ class AbuseLimitsTest : public ::testing::Test {
 };
 
 TEST_F(AbuseLimitsTest, ForgedFloodFromProtectedAddressesNeverBans) {
-  protect_.SetAgentAddresses("mx2", {*IpAddress::Parse("198.51.100.20")});
+  ASSERT_TRUE(
+      protect_
+          .AgentConnected("mx2", *IpAddress::Parse("198.51.100.20"), {}, kT0)
+          .ok());
   auto c = Make(/*bans_per_minute=*/0);
   // A compromised agent forges thousands of failures "from" the server, the
   // other agent and loopback.

@@ -370,11 +370,11 @@ TEST_F(AdminQueriesTest, AddBanRefusesBroadAndSelfPrefixes) {
       Prefix("192.0.2.0/24"), absl::Hours(1), "r", "alice", false);
   EXPECT_EQ(self.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(self.status().message(), HasSubstr("192.0.2.10/32"));
-  // Agent Hello addresses count too.
+  // Agent Hello addresses are only claims (issue 16: a stolen agent key
+  // could make any address unbannable): they refuse nothing.
   absl::StatusOr<AddBanOutcome> agent = queries_->AddBan(
       Prefix("192.0.2.21"), absl::Hours(1), "r", "alice", false);
-  EXPECT_EQ(agent.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(agent.status().message(), HasSubstr("mail1"));
+  EXPECT_TRUE(agent.ok()) << agent.status();
 }
 
 TEST_F(AdminQueriesTest, AddBanReportsCreatedUpdatedAndRevisions) {

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -503,5 +504,104 @@ TEST(DetectorPropertyTest, RandomStreamsRespectAllowlistAndJournalReplays) {
   }
 }
 
+// --- Memory budget (issue 16 item 5) ----------------------------------------
+
+// A distinct documentation IPv6 /64 (one score key each) for flood event i.
+std::string FloodAddress(int i) {
+  return absl::StrFormat("2001:db8:%x:%x::1", (i >> 16) & 0xffff, i & 0xffff);
+}
+
+AuthEvent FloodFailure(int i, absl::Time t, const char* agent = "flood") {
+  const std::string user = absl::StrFormat("user%d", i);
+  return AuthEvent{.agent_id = agent,
+                   .kind = EventKind::kAuthFailure,
+                   .protocol = Protocol::kImap,
+                   .ip = Ip(FloodAddress(i).c_str()),
+                   .user = user,
+                   .time = t};
+}
+
+// Score and account entries were keyed by any address and user name an
+// attacker sends, with no global cap. With caps, a flood of distinct keys
+// evicts the lowest decayed scores, memory stays within the caps, and a real
+// attack interleaved in the flood is still banned.
+TEST(DetectorTest, MemoryBudgetEvictsTheLowestScoresAndStillBans) {
+  constexpr size_t kCap = 1000;
+  Detector d(TestPolicy(), DetectorLimits{.max_score_entries = kCap,
+                                          .max_account_entries = kCap});
+  absl::Time t = kT0;
+  Decisions out;
+  for (int i = 0; i < 20'000; ++i) {
+    d.Observe(FloodFailure(i, t), t, true, &out);
+    if (i % 20 == 0) {  // the real attack: one failure every 20 flood events
+      d.Observe(Failure("203.0.113.66", t, "mail1", "Administrator"), t, true,
+                &out);
+    }
+    ASSERT_LE(d.tracked_keys(), kCap) << i;
+    ASSERT_LE(d.tracked_accounts(), kCap) << i;
+    t += absl::Seconds(1);
+  }
+  EXPECT_GE(d.stats().score_evictions, 19'000u - kCap);
+  EXPECT_GE(d.stats().account_evictions, 19'000u - kCap);
+  EXPECT_EQ(d.stats().score_keys_refused, 0u);
+  // The attacker is banned (and banned again as its bans lapse); no flood
+  // address (one failure each) ever is.
+  ASSERT_FALSE(out.journal.empty());
+  for (const JournalEntry& j : out.journal) {
+    EXPECT_EQ(j.ban.prefix.ToString(), "203.0.113.66") << j.ban.reason;
+  }
+  // Its account, under heavy attack, survived every eviction.
+  EXPECT_GT(d.Explain(Ip("203.0.113.66"), t).events, 0u);
+}
+
+TEST(DetectorTest, NewKeysPerAgentMinuteAreCapped) {
+  Detector d(TestPolicy(), DetectorLimits{.agent_new_keys_per_minute = 100});
+  absl::Time t = kT0;
+  Decisions out;
+  for (int i = 0; i < 1000; ++i) {  // all within one minute
+    d.Observe(FloodFailure(i, t), t, true, &out);
+  }
+  EXPECT_EQ(d.tracked_keys(), 100u);
+  EXPECT_EQ(d.tracked_accounts(), 100u);
+  EXPECT_EQ(d.stats().score_keys_refused, 900u);
+  EXPECT_EQ(d.stats().account_keys_refused, 900u);
+  // Another agent's new keys are its own budget; a known key still scores.
+  out = Feed(d, "203.0.113.66", 10, &t, absl::ZeroDuration(), "mail1");
+  ASSERT_THAT(out.journal, SizeIs(1));
+  EXPECT_EQ(out.journal[0].ban.prefix.ToString(), "203.0.113.66");
+  d.Observe(FloodFailure(5, t), t, true, &out);
+  EXPECT_EQ(d.Explain(Ip(FloodAddress(5).c_str()), t).events, 2u);
+  // The flood agent's budget is back the next minute.
+  t += absl::Minutes(1);
+  d.Observe(FloodFailure(5000, t), t, true, &out);
+  EXPECT_EQ(d.tracked_keys(), 102u);
+  // An event time in another minute does not buy a fresh budget: the rate
+  // goes by the server's clock.
+  for (int i = 0; i < 200; ++i) {
+    d.Observe(FloodFailure(6000 + i, t - absl::Minutes(i)), t, true, &out);
+  }
+  EXPECT_EQ(d.tracked_keys(), 201u);
+}
+
+// Prefix evidence is keyed by attacker-chosen blocks too: an agent that
+// scores five failures in each of many IPv6 /56s filled the ladder
+// registries without bound. They share the score cap.
+TEST(DetectorTest, PrefixEvidenceSharesTheScoreCap) {
+  constexpr size_t kCap = 100;
+  Detector d(TestPolicy(), DetectorLimits{.max_score_entries = kCap});
+  absl::Time t = kT0;
+  Decisions out;
+  for (int i = 0; i < 1000; ++i) {
+    // A distinct /48 (and so /56 and /64) each, five failures: bad member.
+    const std::string ip = absl::StrFormat("2001:db8:%x::1", i);
+    for (int k = 0; k < 5; ++k) {
+      d.Observe(Failure(ip.c_str(), t), t, true, &out);
+    }
+    t += absl::Seconds(1);
+  }
+  EXPECT_LE(d.tracked_keys(), kCap);
+  EXPECT_GE(d.stats().score_evictions, 2 * (1000 - kCap));
+  EXPECT_THAT(out.journal, IsEmpty());
+}
 }  // namespace
 }  // namespace rampart::server

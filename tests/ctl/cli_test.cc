@@ -842,6 +842,45 @@ TEST_F(CtlTest, AllowListAddRemove) {
   EXPECT_EQ(out_.str(), "Removed allowlist entry 3 (10.0.0.0/8)\n");
 }
 
+TEST_F(CtlTest, AllowAddBroadSetsTheFlag) {
+  v1::AddAllowResponse added;
+  added.mutable_entry()->set_prefix("0.0.0.0/0");
+  service().add_allow.Respond(added);
+  ASSERT_EQ(Run({"allow", "add", "198.51.100.0/24"}), kExitOk) << err_.str();
+  EXPECT_FALSE(service().add_allow.requests()[0].allow_broad_prefix());
+  ASSERT_EQ(Run({"allow", "add", "0.0.0.0/0", "--broad"}), kExitOk)
+      << err_.str();
+  EXPECT_TRUE(service().add_allow.requests()[1].allow_broad_prefix());
+}
+
+TEST_F(CtlTest, AgentsProtectAndBanOverride) {
+  v1::SetAgentProtectionResponse r;
+  r.add_protected_addresses("192.0.2.10");
+  r.add_protected_addresses("192.0.2.25");
+  service().set_agent_protection.Respond(r);
+  ASSERT_EQ(Run({"agents", "protect", "mail1", "192.0.2.25"}), kExitOk)
+      << err_.str();
+  const v1::SetAgentProtectionRequest req =
+      service().set_agent_protection.requests()[0];
+  EXPECT_EQ(req.agent_id(), "mail1");
+  EXPECT_THAT(req.addresses(), ElementsAre("192.0.2.25"));
+  EXPECT_FALSE(req.unprotect());
+  EXPECT_EQ(out_.str(),
+            "Agent mail1: protected 192.0.2.10, 192.0.2.25; unapproved "
+            "(none)\n");
+  ASSERT_EQ(Run({"agents", "unprotect", "mail1", "192.0.2.25"}), kExitOk);
+  EXPECT_TRUE(service().set_agent_protection.requests()[1].unprotect());
+  // Only single addresses, checked before anything is sent.
+  EXPECT_NE(Run({"agents", "protect", "mail1", "192.0.2.0/24"}), kExitOk);
+  EXPECT_EQ(service().set_agent_protection.requests().size(), 2u);
+
+  ASSERT_EQ(Run({"bans", "add", "192.0.2.25", "--for", "1h", "--reason", "x",
+                 "--override-protected"}),
+            kExitOk)
+      << err_.str();
+  EXPECT_TRUE(service().add_ban.requests()[0].override_protected());
+}
+
 TEST_F(CtlTest, AllowAddAlreadyExistsExits1) {
   service().add_allow.Fail(
       grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "10.0.0.0/8 exists"));

@@ -168,6 +168,8 @@ class FakeAdminService final : public v1::AdminService::Service {
   CannedUnary<v1::ListAuditRequest, v1::ListAuditResponse> list_audit;
   CannedUnary<v1::EnrollAgentRequest, v1::EnrollAgentResponse> enroll_agent;
   CannedUnary<v1::RevokeAgentRequest, v1::RevokeAgentResponse> revoke_agent;
+  CannedUnary<v1::SetAgentProtectionRequest, v1::SetAgentProtectionResponse>
+      set_agent_protection;
 
   // AdminService
 #define RAMPART_FAKE_UNARY(Method, member)                         \
@@ -195,6 +197,7 @@ class FakeAdminService final : public v1::AdminService::Service {
   RAMPART_FAKE_UNARY(ListAudit, list_audit)
   RAMPART_FAKE_UNARY(EnrollAgent, enroll_agent)
   RAMPART_FAKE_UNARY(RevokeAgent, revoke_agent)
+  RAMPART_FAKE_UNARY(SetAgentProtection, set_agent_protection)
 #undef RAMPART_FAKE_UNARY
 
   ::grpc::Status WatchAlerts(

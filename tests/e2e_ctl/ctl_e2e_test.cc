@@ -31,6 +31,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <streambuf>
 #include <string>
@@ -1089,8 +1090,79 @@ TEST_F(CtlE2eTest, AllowAddLiftsBansInsideAndTheAgentsSeeIt) {
       kExitOk);
 }
 
+// Issue 16 item 4: a /0 allowlist entry switched banning off with no width
+// check. Broad entries need --broad (and the admin role: the bootstrap
+// token is admin; the role check itself is AdminServiceTest's) and are
+// audited as "allow.add.broad".
+TEST_F(CtlE2eTest, AllowAddBroadNeedsTheBroadFlagAndIsAudited) {
+  for (const char* cidr : {"0.0.0.0/0", "::/0", "3fff::/20"}) {
+    const CtlResult refused = Ctl({"allow", "add", cidr});
+    EXPECT_EQ(refused.code, kExitError) << refused;
+    EXPECT_THAT(refused.err,
+                StartsWith("rampartctl: allow add: FAILED_PRECONDITION: "));
+    EXPECT_THAT(refused.err, HasSubstr("broader than"));
+  }
+  Json none = CtlJson({"allow", "list"});
+  EXPECT_FALSE(FindBy(none["entries"], "prefix", "3fff::/20").has_value());
+
+  // 3fff::/20 (documentation, RFC 9637): no other test's bans lie inside.
+  const CtlResult add =
+      Ctl({"allow", "add", "3fff::/20", "--broad", "--comment", "lab"});
+  ASSERT_EQ(add.code, kExitOk) << add;
+  Json audit = CtlJson({"audit", "--since", "1h"});
+  bool audited = false;
+  for (const Json& rec : audit["records"]) {
+    audited = audited || (rec.value("action", "") == "allow.add.broad" &&
+                          rec.value("target", "") == "3fff::/20");
+  }
+  EXPECT_TRUE(audited) << audit.dump(2);
+  EXPECT_EQ(Ctl({"allow", "remove", "3fff::/20"}).code, kExitOk);
+}
+
 // --- agents
 // ----------------------------------------------------------------------
+
+// Issue 16 item 3: an admin approves an agent's address (it then refuses
+// bans), overrides that protection explicitly, and withdraws it; all
+// audited. Claimed Hello addresses protect nothing (AgentServiceTest).
+TEST_F(CtlE2eTest, AgentsProtectOverrideAndUnprotect) {
+  const CtlResult approve =
+      Ctl({"agents", "protect", "mx1", "198.18.40.1", "--json"});
+  ASSERT_EQ(approve.code, kExitOk) << approve;
+  Json j = JsonOf(approve.out);
+  EXPECT_THAT(j["protected_addresses"].dump(), HasSubstr("198.18.40.1"));
+  Json listed = CtlJson({"agents", "list"});
+  std::optional<Json> mx1 = FindBy(listed["agents"], "agent_id", "mx1");
+  ASSERT_TRUE(mx1.has_value()) << listed.dump(2);
+  EXPECT_THAT((*mx1)["protected_addresses"].dump(), HasSubstr("198.18.40.1"));
+
+  const CtlResult refused =
+      Ctl({"bans", "add", "198.18.40.1", "--for", "1h", "--reason", "x"});
+  EXPECT_EQ(refused.code, kExitError) << refused;
+  EXPECT_THAT(refused.err, HasSubstr("agent mx1's approved address"));
+  const CtlResult over =
+      Ctl({"bans", "add", "198.18.40.1", "--for", "1h", "--reason",
+           "agent host taken over", "--override-protected"});
+  ASSERT_EQ(over.code, kExitOk) << over;
+  EXPECT_EQ(Ctl({"bans", "remove", "198.18.40.1", "--reason", "done"}).code,
+            kExitOk);
+
+  EXPECT_EQ(Ctl({"agents", "unprotect", "mx1", "198.18.40.1"}).code, kExitOk);
+  const CtlResult again =
+      Ctl({"bans", "add", "198.18.40.1", "--for", "1h", "--reason", "y"});
+  EXPECT_EQ(again.code, kExitOk) << again;
+  EXPECT_EQ(Ctl({"bans", "remove", "198.18.40.1", "--reason", "done"}).code,
+            kExitOk);
+
+  Json audit = CtlJson({"audit", "--since", "1h"});
+  std::set<std::string> actions;
+  for (const Json& rec : audit["records"]) {
+    actions.insert(rec.value("action", ""));
+  }
+  EXPECT_TRUE(actions.contains("agent.protect")) << audit.dump(2);
+  EXPECT_TRUE(actions.contains("agent.unprotect")) << audit.dump(2);
+  EXPECT_TRUE(actions.contains("ban.override_protected")) << audit.dump(2);
+}
 
 TEST_F(CtlE2eTest, AgentsListShowsBothAgents) {
   const CtlResult r = Ctl({"agents", "list"});
@@ -1114,6 +1186,8 @@ TEST_F(CtlE2eTest, AgentsListShowsBothAgents) {
                   "last_seen",
                   "peer_address",
                   "host_addresses",
+                  "protected_addresses",
+                  "unapproved_addresses",
                   "enforced_revision",
                   "revision_lag",
                   "time_lag_seconds",

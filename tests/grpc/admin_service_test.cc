@@ -13,6 +13,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "rampart/v1/admin.grpc.pb.h"
+#include "server/core/protected_addresses.h"
+#include "server/enroll/enrollment_manager.h"
 #include "server/store/in_memory_store.h"
 
 namespace rampart::server {
@@ -58,6 +60,7 @@ class AdminServiceTest : public ::testing::Test {
     AdminServiceOptions options;
     options.queries.policy = copts.policy;
     options.queries.self_prefixes = {*IpPrefix::FromString("192.0.2.10")};
+    options.queries.protect = &protect_;
     // Short enough that watches notice cancellation quickly, long enough
     // not to spin; no test depends on its length.
     options.alerts.poll_interval = absl::Milliseconds(50);
@@ -86,7 +89,10 @@ class AdminServiceTest : public ::testing::Test {
                               AgentFacts{.agent_id = "mail1",
                                          .site = "hq",
                                          .hostname = "mail1.example",
-                                         .version = "0.1.0"},
+                                         .version = "0.1.0",
+                                         // Claimed in its Hello, unproven.
+                                         .host_addresses = {*IpAddress::Parse(
+                                             "198.51.100.50")}},
                               AgentFacts{.agent_id = "mail2",
                                          .site = "branch",
                                          .version = "0.0.9"}};
@@ -177,6 +183,7 @@ class AdminServiceTest : public ::testing::Test {
 
   SimulatedClock clock_{kT0};
   InMemoryStore store_;
+  ProtectedAddresses protect_{{}, &store_};
   BanDistributor distributor_{BanDistributor::Options{}, clock_};
   metrics::Registry registry_;
   AdminAuthenticator auth_{AdminAuthenticator::Options{}, store_, clock_};
@@ -806,6 +813,164 @@ TEST_F(AdminServiceTest, ImportPlainAndCsvWithBadLines) {
   s = stub_->Import(Ctx().get(), bad, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("text"));
+}
+
+// Issue 16 item 4: an allowlist entry as wide as 0.0.0.0/0 or ::/0 switches
+// banning off. Entries broader than /16 IPv4 or /32 IPv6 need the admin role
+// AND allow_broad_prefix, and are audited as "allow.add.broad".
+TEST_F(AdminServiceTest, BroadAllowNeedsAdminAndFlagAndIsAudited) {
+  for (const char* cidr : {"0.0.0.0/0", "::/0", "198.0.0.0/15"}) {
+    SCOPED_TRACE(cidr);
+    v1::AddAllowRequest add;
+    add.set_cidr(cidr);
+    add.set_comment("everything");
+    v1::AddAllowResponse added;
+    // Operator: refused with or without the flag.
+    EXPECT_EQ(stub_->AddAllow(Ctx("bob").get(), add, &added).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    add.set_allow_broad_prefix(true);
+    EXPECT_EQ(stub_->AddAllow(Ctx("bob").get(), add, &added).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    // Admin without the flag: refused.
+    add.set_allow_broad_prefix(false);
+    const grpc::Status no_flag = stub_->AddAllow(Ctx().get(), add, &added);
+    EXPECT_EQ(no_flag.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(no_flag.error_message(), HasSubstr("allow_broad_prefix"));
+  }
+  v1::ListAllowResponse list;
+  ASSERT_TRUE(
+      stub_->ListAllow(Ctx().get(), v1::ListAllowRequest(), &list).ok());
+  EXPECT_THAT(list.entries(), SizeIs(0));
+
+  // Narrow entries stay an operator's business.
+  v1::AddAllowRequest narrow;
+  narrow.set_cidr("198.51.100.0/24");
+  v1::AddAllowResponse added;
+  EXPECT_TRUE(stub_->AddAllow(Ctx("bob").get(), narrow, &added).ok());
+  narrow.set_cidr("2001:db8::/32");
+  EXPECT_TRUE(stub_->AddAllow(Ctx("bob").get(), narrow, &added).ok());
+
+  // Admin with the flag: added and audited as broad.
+  v1::AddAllowRequest add;
+  add.set_cidr("::/0");
+  add.set_comment("maintenance");
+  add.set_allow_broad_prefix(true);
+  ASSERT_TRUE(stub_->AddAllow(Ctx().get(), add, &added).ok());
+  EXPECT_EQ(added.entry().prefix(), "::/0");
+  v1::ListAuditResponse audit;
+  ASSERT_TRUE(
+      stub_->ListAudit(Ctx().get(), v1::ListAuditRequest(), &audit).ok());
+  ASSERT_THAT(audit.records(), SizeIs(3));
+  EXPECT_EQ(audit.records(0).action(), "allow.add.broad");
+  EXPECT_EQ(audit.records(0).actor(), "token:alice");
+  EXPECT_EQ(audit.records(0).target(), "::/0");
+  EXPECT_EQ(audit.records(1).action(), "allow.add");
+}
+
+// Issue 16 item 3: Hello.host_addresses went straight into the protected
+// set, so a stolen agent key made any address unbannable, even by an admin.
+// A claimed address protects nothing: an operator bans it.
+TEST_F(AdminServiceTest, ClaimedHostAddressDoesNotBlockAdminBans) {
+  v1::AddBanResponse out;
+  v1::AddBanRequest req;
+  req.set_target("198.51.100.50");  // mail1's claimed host address
+  *req.mutable_duration() = Hours(1);
+  req.set_reason("stolen key claimed it");
+  const grpc::Status s = stub_->AddBan(Ctx("bob").get(), req, &out);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.ban().prefix(), "198.51.100.50/32");
+}
+
+// Proven addresses (peer, admin-approved) protect; approval is the admin's,
+// audited; the override bans one anyway (admin only, audited); revoking the
+// agent drops its entries, here and in the store.
+TEST_F(AdminServiceTest, ApprovedAddressesProtectUntilOverriddenOrRevoked) {
+  ASSERT_TRUE(protect_
+                  .AgentConnected("mail1", *IpAddress::Parse("203.0.113.5"),
+                                  {*IpAddress::Parse("198.51.100.50"),
+                                   *IpAddress::Parse("198.51.100.60")},
+                                  kT0)
+                  .ok());
+  v1::SetAgentProtectionRequest approve;
+  approve.set_agent_id("mail1");
+  approve.add_addresses("198.51.100.60");
+  v1::SetAgentProtectionResponse approved;
+  EXPECT_EQ(stub_->SetAgentProtection(Ctx("bob").get(), approve, &approved)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(stub_->SetAgentProtection(Ctx().get(), approve, &approved).ok());
+  EXPECT_THAT(approved.protected_addresses(),
+              ElementsAre("203.0.113.5", "198.51.100.60"));
+  EXPECT_THAT(approved.unapproved_addresses(), ElementsAre("198.51.100.50"));
+  approve.set_addresses(0, "198.51.100.0/24");  // a prefix: refused
+  EXPECT_EQ(
+      stub_->SetAgentProtection(Ctx().get(), approve, &approved).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+
+  // agents list shows what protects and what is only claimed.
+  v1::ListAgentsResponse agents;
+  ASSERT_TRUE(
+      stub_->ListAgents(Ctx().get(), v1::ListAgentsRequest(), &agents).ok());
+  ASSERT_GE(agents.agents_size(), 1);
+  EXPECT_EQ(agents.agents(0).agent_id(), "mail1");
+  EXPECT_THAT(agents.agents(0).protected_addresses(),
+              ElementsAre("203.0.113.5", "198.51.100.60"));
+  EXPECT_THAT(agents.agents(0).unapproved_addresses(),
+              ElementsAre("198.51.100.50"));
+
+  // Peer and approved addresses refuse a ban; claimed ones do not.
+  v1::AddBanResponse out;
+  for (const char* target : {"203.0.113.5", "198.51.100.60"}) {
+    const grpc::Status s = AddBan(target, 1, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << target;
+    EXPECT_THAT(s.error_message(), HasSubstr("override_protected"));
+  }
+  EXPECT_TRUE(AddBan("198.51.100.50", 1, &out).ok());
+
+  // The override: admin only, audited.
+  v1::AddBanRequest over;
+  over.set_target("198.51.100.60");
+  *over.mutable_duration() = Hours(1);
+  over.set_reason("agent host compromised");
+  over.set_override_protected(true);
+  EXPECT_EQ(stub_->AddBan(Ctx("bob").get(), over, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(stub_->AddBan(Ctx().get(), over, &out).ok());
+  EXPECT_EQ(out.ban().prefix(), "198.51.100.60/32");
+  // Never the server's own prefix.
+  over.set_target("192.0.2.10");
+  EXPECT_EQ(stub_->AddBan(Ctx().get(), over, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::ListAuditResponse audit;
+  ASSERT_TRUE(
+      stub_->ListAudit(Ctx().get(), v1::ListAuditRequest(), &audit).ok());
+  std::vector<std::string> actions;
+  for (const v1::AuditRecord& r : audit.records()) {
+    actions.push_back(r.action() + " " + r.target());
+  }
+  EXPECT_THAT(actions, ::testing::IsSupersetOf(
+                           {"agent.protect mail1",
+                            "ban.override_protected 198.51.100.60/32"}));
+
+  // Revocation drops every entry of the agent, also from the store.
+  ASSERT_TRUE(store_
+                  .PutEnrollment(AgentEnrollment{
+                      .agent_id = "mail1", .site = "hq", .cert_sha256 = "ab"})
+                  .ok());
+  EnrollmentManager manager(EnrollmentManagerOptions{}, store_, store_, nullptr,
+                            clock_);
+  ASSERT_TRUE(manager.LoadRecords().ok());
+  service_->SetAgentIdentity(&manager,
+                             [](const std::string&) { return false; });
+  v1::RevokeAgentRequest revoke;
+  revoke.set_agent_id("mail1");
+  revoke.set_reason("key stolen");
+  v1::RevokeAgentResponse revoked;
+  ASSERT_TRUE(stub_->RevokeAgent(Ctx().get(), revoke, &revoked).ok());
+  EXPECT_FALSE(protect_.Overlap(*IpPrefix::FromString("203.0.113.5")));
+  EXPECT_FALSE(protect_.Overlap(*IpPrefix::FromString("198.51.100.60")));
+  EXPECT_THAT(*store_.ListProtectedAddresses(), ::testing::IsEmpty());
+  service_->SetAgentIdentity(nullptr, nullptr);
 }
 
 // --- Audit, status, the rest -------------------------------------------------

@@ -860,6 +860,11 @@ TEST_F(AgentServiceTest, AgentAddressesAreNeverBannedUnderAForgedFlood) {
   hello.add_host_addresses("192.0.2.25");
   ASSERT_TRUE(victim->Handshake(hello).ok());
   ASSERT_TRUE(forger->Handshake(Hello("rogue")).ok());
+  // A claimed host address protects once an admin approved it.
+  ASSERT_TRUE(protected_
+                  .Approve("mail1", {*IpAddress::Parse("192.0.2.25")},
+                           "token:admin", absl::Now())
+                  .ok());
   // Failures forged "from" the other agent's address and from the peer
   // address of every stream (loopback here).
   ASSERT_TRUE(forger->SendBatch(1, Failures("192.0.2.25", 500)));
@@ -869,6 +874,25 @@ TEST_F(AgentServiceTest, AgentAddressesAreNeverBannedUnderAForgedFlood) {
   ASSERT_TRUE(victim->WaitForBan("198.51.100.9/32").ok());
   EXPECT_THAT(correlator_->ActiveBans(), SizeIs(1));
   EXPECT_GT(correlator_->abuse_stats().bans_refused_protected, 0u);
+}
+
+// Issue 16 item 3: Hello.host_addresses went straight into the protected
+// set, so a stolen agent key could make any address unbannable. Claimed
+// addresses protect nothing until an admin approves them.
+TEST_F(AgentServiceTest, ClaimedHostAddressesProtectNothingUntilApproved) {
+  Config config;
+  config.protect = true;
+  Start(config);
+  auto thief = NewAgent();
+  auto honest = NewAgent();
+  v1::Hello hello = Hello("stolen");
+  hello.clear_host_addresses();
+  hello.add_host_addresses("198.51.100.50");  // the attacker's own address
+  ASSERT_TRUE(thief->Handshake(hello).ok());
+  ASSERT_TRUE(honest->Handshake(Hello("mail1")).ok());
+  ASSERT_TRUE(honest->SendBatch(1, Failures("198.51.100.50", 20)));
+  ASSERT_TRUE(honest->WaitForBan("198.51.100.50/32").ok());
+  EXPECT_EQ(correlator_->abuse_stats().bans_refused_protected, 0u);
 }
 
 }  // namespace

@@ -283,6 +283,17 @@ TEST_F(ServerIntegrationTest, MetricsEndpointParsesAndCountsWhatHappened) {
   EXPECT_GE(m.Value("rampart_ingest_latency_seconds_count"), 1);
   EXPECT_GE(m.Value("rampart_store_seconds_count", {{"op", "commit"}}), 1);
   EXPECT_EQ(m.types.at("rampart_agent_push_latency_seconds"), "histogram");
+  // Memory budget (issue 16 item 5): entries, evictions, refused keys.
+  EXPECT_EQ(m.types.at("rampart_correlator_entries"), "gauge");
+  EXPECT_EQ(m.Value("rampart_correlator_entries", {{"kind", "score"}}), 1);
+  EXPECT_EQ(m.Value("rampart_correlator_entries", {{"kind", "account"}}), 6);
+  EXPECT_EQ(m.types.at("rampart_correlator_entries_evicted_total"), "counter");
+  EXPECT_EQ(
+      m.Value("rampart_correlator_entries_evicted_total", {{"kind", "score"}}),
+      0);
+  EXPECT_EQ(m.Value("rampart_correlator_new_keys_refused_total",
+                    {{"kind", "account"}}, -1),
+            0);
 
   httplib::Client client("127.0.0.1", server_->http_port());
   auto ready = client.Get("/readyz");

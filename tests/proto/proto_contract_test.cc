@@ -520,6 +520,7 @@ TEST(ProtoContractTest, AdminServiceMethodsAndStreamingFlags) {
                                          unary("ListAudit"),
                                          unary("EnrollAgent"),
                                          unary("RevokeAgent"),
+                                         unary("SetAgentProtection"),
                                          unary("DryRunPolicy"),
                                      });
   EXPECT_STREQ(AdminService::service_full_name(), "rampart.v1.AdminService");

@@ -916,6 +916,53 @@ TEST_P(StoreContractTest, EnrollmentRoundTripsAndReplaces) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Issue 16 item 3: what protects an agent survives a restart.
+TEST_P(StoreContractTest, ProtectedAgentAddressesRoundTripAndReplace) {
+  auto* es = dynamic_cast<EnrollmentStore*>(&store());
+  ASSERT_NE(es, nullptr);
+  EXPECT_THAT(*es->ListProtectedAddresses(), IsEmpty());
+  using Source = ProtectedAgentAddress::Source;
+  const ProtectedAgentAddress peer{.agent_id = "mx1",
+                                   .address = "192.0.2.10",
+                                   .source = Source::kPeer,
+                                   .since = kT0 + absl::Nanoseconds(1500)};
+  const ProtectedAgentAddress approved{.agent_id = "mx1",
+                                       .address = "192.0.2.10",
+                                       .source = Source::kApproved,
+                                       .since = kT0 + absl::Minutes(1),
+                                       .actor = "token:alice"};
+  const ProtectedAgentAddress v6{.agent_id = "mx1",
+                                 .address = "2001:db8::10",
+                                 .source = Source::kApproved,
+                                 .since = kT0,
+                                 .actor = "token:alice"};
+  const ProtectedAgentAddress other{.agent_id = "mx0",
+                                    .address = "198.51.100.1",
+                                    .source = Source::kPeer,
+                                    .since = kT0};
+  ASSERT_TRUE(es->ReplaceProtectedAddresses("mx1", {v6, approved, peer}).ok());
+  ASSERT_TRUE(es->ReplaceProtectedAddresses("mx0", {other}).ok());
+  ProtectedAgentAddress peer_us = peer;  // truncated to microseconds
+  peer_us.since = kT0 + absl::Microseconds(1);
+  EXPECT_THAT(*es->ListProtectedAddresses(),
+              ElementsAre(other, peer_us, approved, v6));
+
+  // Replace is whole: the agent's rows become exactly the new ones.
+  ASSERT_TRUE(es->ReplaceProtectedAddresses("mx1", {approved}).ok());
+  EXPECT_THAT(*es->ListProtectedAddresses(), ElementsAre(other, approved));
+  ASSERT_TRUE(es->ReplaceProtectedAddresses("mx1", {}).ok());  // revoked
+  EXPECT_THAT(*es->ListProtectedAddresses(), ElementsAre(other));
+
+  // Malformed: nothing changes.
+  EXPECT_EQ(es->ReplaceProtectedAddresses("", {}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(es->ReplaceProtectedAddresses("mx1", {other}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(es->ReplaceProtectedAddresses("mx0", {other, other}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(*es->ListProtectedAddresses(), ElementsAre(other));
+}
+
 std::vector<StoreKind> Kinds() {
   return {
       {"InMemory", MakeInMemory}, {"Sqlite", MakeSqlite}, {"Postgres", MakePg}};
