@@ -91,7 +91,7 @@ rampart_rule(core-has-no-os-header FILES ${core}
 rampart_dirs(store server/store)
 rampart_rule(store-sees-core-values-only FILES ${store}
   FORBID "\"server/core/"
-  ALLOW "\"server/core/(auth_event|ban|records|durable_state|store)\\.h\"")
+  ALLOW "\"server/core/(auth_event|ban|records|durable_state|store|enrollment_store)\\.h\"")
 rampart_rule(store-sees-no-outer-module FILES ${store}
   FORBID "\"server/(grpc|app|config|enroll|http)/")
 

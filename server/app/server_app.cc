@@ -47,7 +47,7 @@
 #include "server/grpc/agent_service.h"
 #include "server/grpc/enrollment_service.h"
 #include "server/http/http_endpoint.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
 

@@ -34,7 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 
 namespace rampart::server {
 

@@ -34,7 +34,7 @@
 #include "common/clock.h"
 #include "common/pki/pki.h"
 #include "server/core/store.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 
 namespace rampart::server {
 

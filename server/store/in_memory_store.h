@@ -25,7 +25,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/store.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 
 namespace rampart::server {
 

@@ -37,7 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/store.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 
 namespace rampart::server {
 

@@ -24,7 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/store.h"
-#include "server/store/enrollment_store.h"
+#include "server/core/enrollment_store.h"
 #include "server/store/in_memory_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
