@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds deploy/Dockerfile with Podman and runs the image for real: the
 # container test CI runs (.ci/run, after the gcc test suite). As root, on
-# Debian 12 with podman, runc and debootstrap (scripts/install-deps.sh test).
+# Debian 12 with podman, runc, debootstrap, podman-compose, netavark and
+# aardvark-dns (scripts/install-deps.sh test). docs/operations.md "How this
+# is verified" lists the commands and what is not exercised.
 #
 #   scripts/container-test.sh [--prebuilt DIR] [--bin DIR] [--no-compose]
 #
@@ -32,11 +34,12 @@
 #     exits 0; a second container on the same volume has every ban.
 #  4. deploy/compose.yaml: see compose_test below.
 # Podman's settings come from deploy/containers.conf (CONTAINERS_CONF; runc,
-# no default ulimits); images, containers and volumes live in a private
-# storage root under a temporary directory, all removed on exit, success or
-# failure (trap). Only the base tarballs stay, in the cache directory.
-# Environment: RAMPART_IMAGE_CACHE, CONTAINER_TEST_MAX_MB (image size limit,
-# default 120).
+# no default ulimits, netavark); images, containers and volumes live in a
+# private storage root under a temporary directory, all removed on exit,
+# success or failure (trap), with compose's network and the iptables chains
+# netavark added. Only the base tarballs stay, in the cache directory.
+# Environment: RAMPART_IMAGE_CACHE, CONTAINER_TEST_MAX_MB (the limit on the
+# bytes of the image's files, in MB; default 120).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -78,9 +81,25 @@ graphroot = "$work/storage"
 runroot = "$work/run"
 EOF
 export CONTAINERS_STORAGE_CONF="$work/storage.conf"
-pm() { podman --runtime runc --tmpdir "$work/libpod" "$@"; }
+podman_args=(--runtime runc --tmpdir "$work/libpod")
+pm() { podman "${podman_args[@]}" "$@"; }
 
 agent_pid=""
+long_pid=""
+# in_background LOG COMMAND...: runs a long command (a build, debootstrap;
+# an executable, not a function, so that $! is its pid) as a child, output
+# to LOG, and waits for it, so that SIGINT/SIGTERM run the trap at once
+# (which stops it) rather than after it.
+in_background() {
+  local log="$1"
+  shift
+  "$@" >"$log" 2>&1 &
+  long_pid=$!
+  local rc=0
+  wait "$long_pid" || rc=$?
+  long_pid=""
+  return "$rc"
+}
 netavark_was_clean=""
 ip_forward_before=""
 # netavark's iptables chains (NETAVARK*) and the rules jumping to them.
@@ -102,6 +121,10 @@ remove_netavark_rules() {
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$long_pid" ]; then
+    kill "$long_pid" 2>/dev/null
+    wait "$long_pid" 2>/dev/null
+  fi
   if [ -n "$agent_pid" ]; then
     kill "$agent_pid" 2>/dev/null
     wait "$agent_pid" 2>/dev/null
@@ -124,11 +147,19 @@ cleanup() {
     sysctl -qw "net.ipv4.ip_forward=$ip_forward_before" 2>/dev/null
   fi
   pm rmi -af >/dev/null 2>&1
-  # Anything still mounted under the private root (overlay layers, shm).
-  findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null
+  # Anything still mounted under the private root (overlay layers, shm, the
+  # overlay driver's own bind mount; an interrupted build may still be
+  # letting go of them): unmounted, then the directory removed, a few tries.
+  local _
+  for _ in 1 2 3 4 5; do
+    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do
+      umount -l "$m" 2>/dev/null
+    done
+    rm -rf "$work" 2>/dev/null
+    [ -e "$work" ] || break
+    sleep 1
   done
-  rm -rf "$work"
+  [ ! -e "$work" ] || say "could not remove $work"
   if [ "$rc" = 0 ]; then
     say "cleaned up (containers, volumes, images, $work)"
   fi
@@ -150,32 +181,33 @@ wait_for() {  # SECONDS WHAT COMMAND...
 # --- 1. The Debian 12 base images ----------------------------------------
 # The host's Debian sources (this script runs on Debian 12): the mirror for
 # debootstrap and the sources the images' apt uses.
-host_sources=""
+host_sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/debian.sources; do
   if [ -f "$f" ] && grep -qv '^[[:space:]]*\(#\|$\)' "$f"; then
-    host_sources+="$f "
+    host_sources+=("$f")
   fi
 done
-mirror="$(cat $host_sources /dev/null 2>/dev/null | sed -n -E \
+mirror="$(cat "${host_sources[@]}" /dev/null 2>/dev/null | sed -n -E \
   -e 's|^URIs:[[:space:]]*([^[:space:]]*/debian)/?$|\1|p' \
   -e 's|^deb[[:space:]]+([^[:space:]]*/debian)/?[[:space:]]+bookworm[[:space:]].*|\1|p' | head -n1)"
 mirror="${mirror:-http://deb.debian.org/debian}"
 # The recipe's version: change it when make_base changes.
 recipe="minbase-slim-v2"
 cache="${RAMPART_IMAGE_CACHE:-/var/cache/rampart}"
-key="$( { echo "$recipe $mirror"; cat $host_sources /dev/null; } | sha256sum | cut -c1-12)"
+key="$( { echo "$recipe $mirror"; cat "${host_sources[@]}" /dev/null; } | sha256sum | cut -c1-12)"
 base_tar="$cache/debian-bookworm-$key.tar"
 slim_tar="$cache/debian-bookworm-slim-$key.tar"
 
 make_base() {
   local rootfs="$work/rootfs"
   say "debootstrap --variant=minbase bookworm from $mirror (cold cache)"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+  in_background "$work/debootstrap.log" \
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" ||
     { tail -n 20 "$work/debootstrap.log"; fail "debootstrap failed"; }
   # apt inside the image uses the host's Debian sources (updates, security).
-  if [ -n "$host_sources" ]; then
+  if [ ${#host_sources[@]} -gt 0 ]; then
     rm -f "$rootfs/etc/apt/sources.list"
-    for f in $host_sources; do cp "$f" "$rootfs$f"; done
+    for f in "${host_sources[@]}"; do cp "$f" "$rootfs$f"; done
   fi
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
     "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/* "$rootfs"/debootstrap \
@@ -244,8 +276,9 @@ else
   say "build: deploy/Dockerfile from source (the build stage compiles the tree)"
 fi
 t=$(date +%s)
-pm build --format docker --pull=never --network host -f "$ROOT/deploy/Dockerfile" \
-  "${build_args[@]}" -t "$image" "$context" >"$work/build.log" 2>&1 ||
+in_background "$work/build.log" podman "${podman_args[@]}" build --format docker \
+  --pull=never --network host -f "$ROOT/deploy/Dockerfile" "${build_args[@]}" \
+  -t "$image" "$context" ||
   { tail -n 40 "$work/build.log"; fail "podman build failed"; }
 # Two sizes: podman's (the uncompressed layer archives, tar headers
 # included: what `podman images` shows) and the bytes of the files in the
@@ -427,8 +460,8 @@ compose_test() {
   command -v podman-compose >/dev/null || fail "podman-compose missing (scripts/install-deps.sh test)"
   local t dir="$work/compose" project=rampartct srv pg
   t=$(date +%s)
-  pm build --format docker --pull=never --network host -t docker.io/library/postgres:15 \
-    tests/deploy/postgres15 >"$work/postgres-build.log" 2>&1 ||
+  in_background "$work/postgres-build.log" podman "${podman_args[@]}" build --format docker \
+    --pull=never --network host -t docker.io/library/postgres:15 tests/deploy/postgres15 ||
     { tail -n 20 "$work/postgres-build.log"; fail "building the postgres:15 stand-in failed"; }
   say "compose: postgres:15 stand-in (Debian postgresql-15) built in $(($(date +%s) - t))s"
   pm tag "$image" localhost/rampart-server:0.1.0
