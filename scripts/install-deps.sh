@@ -17,6 +17,7 @@ test_pkgs=(
   clang-14 libclang-rt-14-dev clang-format
   postgresql-15 fail2ban python3 python3-yaml iproute2 nftables procps ipset
   iptables hydra curl
+  systemd podman runc debootstrap podman-compose netavark aardvark-dns
 )
 
 pkgs=("${build_pkgs[@]}")
