@@ -73,6 +73,15 @@ class HookedEnrollmentStore final : public server::EnrollmentStore {
       override {
     return inner_.ListEnrollments();
   }
+  absl::StatusOr<std::vector<server::ProtectedAgentAddress>>
+  ListProtectedAddresses() override {
+    return inner_.ListProtectedAddresses();
+  }
+  absl::Status ReplaceProtectedAddresses(
+      std::string_view agent_id,
+      const std::vector<server::ProtectedAgentAddress>& rows) override {
+    return inner_.ReplaceProtectedAddresses(agent_id, rows);
+  }
 
  private:
   server::EnrollmentStore& inner_;
