@@ -178,6 +178,8 @@ fi
 
 WORK="$CACHE_ROOT/.work-$KEY"
 STAGING="$CACHE_ROOT/.staging-$KEY"
+# Step stamps only count together with the staging dir they installed into.
+[ -d "$STAGING" ] || rm -rf "$WORK/done" "$WORK/step-times.txt"
 mkdir -p "$WORK/src" "$WORK/build" "$WORK/done" "$STAGING"
 TIMES="$WORK/step-times.txt"
 log "key $KEY"
