@@ -118,7 +118,7 @@ source_version() {
   local bin="${BIN_OF[$1]}" v have
   v="$(apt-cache policy "$bin" | sed -n 's/^ *Candidate: //p')"
   v="${v%+b[0-9]*}"
-  [ -n "$v" ] && [ "$v" != "(none)" ] || die "no version known for $1 ($bin)"
+  if [ -z "$v" ] || [ "$v" = "(none)" ]; then die "no version known for $1 ($bin)"; fi
   have="$(dpkg-query -W -f='${source:Version}' "$bin" 2>/dev/null || true)"
   if [ -n "$have" ] && [ "$have" != "$v" ]; then
     log "note: $bin $have is installed, building $1 $v (apt's candidate)"
@@ -153,7 +153,11 @@ complete() { [ -f "$PREFIX/$STAMP_NAME" ]; }
 
 case "$mode" in
   print) echo "$PREFIX"; exit 0 ;;
-  check) complete && { echo "$PREFIX"; exit 0; } || { log "missing: $PREFIX"; exit 1; } ;;
+  check)
+    if complete; then echo "$PREFIX"; exit 0; fi
+    log "missing: $PREFIX"
+    exit 1
+    ;;
 esac
 if complete; then
   log "up to date"
@@ -203,11 +207,12 @@ run_step() {
   log "step $name: $((t1 - t0)) s"
 }
 
-# Common CMake arguments for every dependency.
+# Common CMake arguments for every dependency. An existing build dir is
+# reused, so an interrupted step resumes where ninja stopped (gRPC alone is
+# 1,239 build steps).
 cmake_dep() {
   local name="$1" src="$2"
   shift 2
-  rm -rf "$WORK/build/$name"
   cmake -S "$src" -B "$WORK/build/$name" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN_FILE" \
     -DRAMPART_MINGW_PREFIX="$STAGING" \
@@ -253,7 +258,7 @@ step_fetch() {
   uri="$(cd "$WORK" && apt-get source -q --print-uris "openssl=$v" | grep -E "orig\.tar\.gz' " || true)"
   orig="$(echo "$uri" | awk '{print $2}')"
   sha="$(echo "$uri" | sed -n 's/.*SHA256:\([0-9a-f]*\).*/\1/p')"
-  [ -n "$orig" ] && [ -f "$d/$orig" ] || die "openssl orig tarball not downloaded"
+  if [ -z "$orig" ] || [ ! -f "$d/$orig" ]; then die "openssl orig tarball not downloaded"; fi
   echo "$sha  $d/$orig" | sha256sum -c --quiet - || die "$orig: SHA256 mismatch"
   tar xf "$d/$orig" -C "$d"
 }
