@@ -86,7 +86,7 @@ absl::StatusOr<absl::Time> AsnTime(const ASN1_TIME* t) {
     return absl::InvalidArgumentError(
         "certificate has an invalid validity time");
   }
-  return absl::FromUnixSeconds(timegm(&tm));
+  return absl::FromTM(tm, absl::UTCTimeZone());
 }
 
 std::string CommonName(X509_NAME* name) {
