@@ -40,6 +40,7 @@
 #include "server/core/admin_auth.h"
 #include "server/core/ban_distributor.h"
 #include "server/core/correlator.h"
+#include "server/core/enrollment_store.h"
 #include "server/core/ingest_pipeline.h"
 #include "server/core/protected_addresses.h"
 #include "server/enroll/enrollment_manager.h"
@@ -47,7 +48,6 @@
 #include "server/grpc/agent_service.h"
 #include "server/grpc/enrollment_service.h"
 #include "server/http/http_endpoint.h"
-#include "server/core/enrollment_store.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
 

@@ -33,8 +33,8 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/pki/pki.h"
-#include "server/core/store.h"
 #include "server/core/enrollment_store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

@@ -24,8 +24,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "server/core/store.h"
 #include "server/core/enrollment_store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 

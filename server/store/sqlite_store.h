@@ -46,8 +46,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/core/store.h"
 #include "server/core/enrollment_store.h"
+#include "server/core/store.h"
 
 namespace rampart::server {
 
