@@ -60,8 +60,7 @@ endmacro()
 
 # Domain code: no generated protobuf/gRPC types (CONVENTIONS 3).
 rampart_dirs(domain common agent/domino agent/tail agent/spool agent/firewall
-             sim server/core server/store server/config server/enroll
-             server/http)
+             sim server/core server/store server/config server/enroll)
 rampart_rule(no-proto-in-domain FILES ${domain}
   FORBID "\\.pb\\.h|[<\"]grpcpp?/|[<\"]google/protobuf/")
 

@@ -51,7 +51,7 @@ set(_rampart_domain_libraries
   rampart_common rampart_pki rampart_domino rampart_tail rampart_spool
   rampart_firewall rampart_sim rampart_core rampart_store rampart_sqlite_store
   rampart_pg_store rampart_server_config rampart_enrollment
-  rampart_server_http)
+  rampart_http)
 rampart_forbid_links(TARGETS ${_rampart_domain_libraries}
   FORBID "${_rampart_proto_like}"
   WHY "domain code never sees generated protobuf or gRPC code; only the edges (server/grpc, agent/daemon, ctl) link rampart_proto")

@@ -27,12 +27,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/http/http_probe.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "server/app/server_app.h"
 #include "server/config/server_config.h"
 #include "server/core/admin_auth.h"
-#include "server/http/http_probe.h"
 
 namespace {
 
@@ -85,8 +85,8 @@ int HealthCheck(const rampart::server::ServerFlags& flags,
     }
     target = config->http_listen;
   }
-  const absl::Status status = rampart::server::ProbeHttp(
-      rampart::server::ProbeHostFor(target.host), target.port,
+  const absl::Status status = rampart::http::ProbeHttp(
+      rampart::http::ProbeHostFor(target.host), target.port,
       ready ? "/readyz" : "/healthz", absl::Seconds(timeout_seconds));
   if (!status.ok()) {
     std::fprintf(stderr, "rampart-server healthcheck: %s\n",

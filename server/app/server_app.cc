@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/file_util.h"
+#include "common/http/http_endpoint.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/pki/pki.h"
@@ -47,11 +48,16 @@
 #include "server/grpc/admin_service.h"
 #include "server/grpc/agent_service.h"
 #include "server/grpc/enrollment_service.h"
-#include "server/http/http_endpoint.h"
 #include "server/store/pg_store.h"
 #include "server/store/sqlite_store.h"
 
 namespace rampart::server {
+
+using http::HttpEndpoint;
+using http::HttpEndpointOptions;
+using http::HttpHandlers;
+using http::Readiness;
+
 namespace {
 
 // How long a drain may take before remaining streams are cut.

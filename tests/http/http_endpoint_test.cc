@@ -1,4 +1,4 @@
-#include "server/http/http_endpoint.h"
+#include "common/http/http_endpoint.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 
-namespace rampart::server {
+namespace rampart::http {
 namespace {
 
 TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
@@ -186,4 +186,4 @@ TEST(HttpEndpointTest, SlowRequestsAreCutAtTheTimeoutAndTheOldestEvicted) {
 }
 
 }  // namespace
-}  // namespace rampart::server
+}  // namespace rampart::http

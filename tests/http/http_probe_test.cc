@@ -1,12 +1,12 @@
-#include "server/http/http_probe.h"
+#include "common/http/http_probe.h"
 
 #include <atomic>
 #include <string>
 
+#include "common/http/http_endpoint.h"
 #include "gtest/gtest.h"
-#include "server/http/http_endpoint.h"
 
-namespace rampart::server {
+namespace rampart::http {
 namespace {
 
 TEST(HttpProbeTest, HealthyOnlyFor200) {
@@ -56,4 +56,4 @@ TEST(HttpProbeTest, WildcardListenHostsAreProbedOnLoopback) {
 }
 
 }  // namespace
-}  // namespace rampart::server
+}  // namespace rampart::http

@@ -1,4 +1,4 @@
-#include "server/http/http_endpoint.h"
+#include "common/http/http_endpoint.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -21,7 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "common/strings.h"
 
-namespace rampart::server {
+namespace rampart::http {
 namespace {
 
 constexpr char kPrometheusContentType[] = "text/plain; version=0.0.4";
@@ -378,4 +378,4 @@ void HttpEndpoint::Stop() {
   }
 }
 
-}  // namespace rampart::server
+}  // namespace rampart::http

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
-namespace rampart::server {
+namespace rampart::http {
 
 // The address a local probe should use for a listening address: a wildcard
 // listen host (0.0.0.0, ::, empty) becomes the loopback of its family.
@@ -27,4 +27,4 @@ std::string ProbeHostFor(std::string_view listen_host);
 absl::Status ProbeHttp(std::string_view host, int port, std::string_view path,
                        absl::Duration timeout);
 
-}  // namespace rampart::server
+}  // namespace rampart::http

@@ -30,7 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace rampart::server {
+namespace rampart::http {
 
 struct HttpEndpointOptions {
   std::string host = "127.0.0.1";
@@ -76,4 +76,4 @@ class HttpEndpoint {
   std::thread thread_;
 };
 
-}  // namespace rampart::server
+}  // namespace rampart::http

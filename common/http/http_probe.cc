@@ -1,4 +1,4 @@
-#include "server/http/http_probe.h"
+#include "common/http/http_probe.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "httplib.h"
 
-namespace rampart::server {
+namespace rampart::http {
 
 std::string ProbeHostFor(std::string_view listen_host) {
   if (listen_host.empty() || listen_host == "0.0.0.0") {
@@ -62,4 +62,4 @@ absl::Status ProbeHttp(std::string_view host, int port, std::string_view path,
   return absl::OkStatus();
 }
 
-}  // namespace rampart::server
+}  // namespace rampart::http
