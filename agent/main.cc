@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "agent/enroll_command.h"
 #include "agent/parse_command.h"
 #include "common/clock.h"
+#include "common/http/http_endpoint.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/version.h"
@@ -53,11 +55,37 @@ int RunAgent(const rampart::agent::AgentFlags& flags) {
                  std::string(s.message()).c_str());
     return 1;
   }
+  // The metrics endpoint (metrics.listen; off by default). Its own thread;
+  // Registry::Render is thread-safe.
+  std::unique_ptr<rampart::http::HttpEndpoint> http;
+  if (!config->metrics.host.empty()) {
+    absl::StatusOr<std::unique_ptr<rampart::http::HttpEndpoint>> started =
+        rampart::http::HttpEndpoint::Start(
+            rampart::http::HttpEndpointOptions{.host = config->metrics.host,
+                                               .port = config->metrics.port},
+            rampart::http::HttpHandlers{
+                .metrics = [&metrics] { return metrics.Render(); }});
+    if (!started.ok()) {
+      std::fprintf(stderr, "rampart-agent: metrics endpoint: %s\n",
+                   std::string(started.status().message()).c_str());
+      (void)(*app)->Stop();
+      return 1;
+    }
+    http = std::move(*started);
+    RAMPART_LOG(Info) << "metrics endpoint listening on http://"
+                      << (config->metrics.host.find(':') != std::string::npos
+                              ? "[" + config->metrics.host + "]"
+                              : config->metrics.host)
+                      << ":" << http->port() << "/metrics";
+  }
   RAMPART_LOG(Info) << "rampart-agent " << rampart::kVersion << " running as "
                     << config->agent_id;
   int sig = 0;
   sigwait(&stop_signals, &sig);
   RAMPART_LOG(Info) << "signal " << sig << ": stopping";
+  if (http != nullptr) {
+    http->Stop();
+  }
   const absl::Status stopped = (*app)->Stop();
   return stopped.ok() ? 0 : 1;
 }
@@ -117,6 +145,15 @@ int main(int argc, char** argv) {
                       "Agent certificate (default <state-dir>/tls/agent.pem)");
   run_cmd->add_option("--key", run.key_file,
                       "Agent key (default <state-dir>/tls/agent.key)");
+  run_cmd->add_option_function<std::string>(
+      "--metrics-listen",
+      [&run](const std::string& v) { run.metrics_listen = v; },
+      "Serve /metrics and /healthz on PORT, :PORT or "
+      "HOST:PORT (loopback unless "
+      "--metrics-allow-non-loopback; \"\" = off)");
+  run_cmd->add_flag("--metrics-allow-non-loopback",
+                    run.metrics_allow_non_loopback,
+                    "Allow a non-loopback --metrics-listen address");
 
   rampart::agent::EnrollCommandOptions enroll;
   CLI::App* enroll_cmd = app.add_subcommand(

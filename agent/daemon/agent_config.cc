@@ -30,8 +30,9 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
            {"servers", "agent_id", "site", "time_zone", "logs",
             "read_existing_logs", "parser", "state_dir", "firewall",
             "allowlist", "batch", "spool", "reconnect", "local_fallback",
-            "insecure", "tls"}},
+            "insecure", "tls", "metrics"}},
           {"tls", {"ca_file", "cert_file", "key_file"}},
+          {"metrics", {"listen", "allow_non_loopback"}},
           {"logs", {"path", "date_order"}},
           {"parser", {"successes", "tls_failures", "sessions"}},
           {"firewall",
@@ -285,6 +286,23 @@ absl::Status ReadRoot(const YAML::Node& root, AgentConfig* c) {
          : k == "cert_file" ? c->tls_cert_file
                             : c->tls_key_file) = std::move(path);
       }
+    } else if (key == "metrics") {
+      RETURN_IF_ERROR(CheckKeys(v, "metrics", key));
+      for (const auto& p : v) {
+        const std::string k = p.first.Scalar();
+        if (k == "listen") {
+          ASSIGN_OR_RETURN(c->metrics.listen,
+                           GetString(p.second, Join(key, k)));
+          MetricsEndpointConfig probe = c->metrics;
+          probe.allow_non_loopback = true;  // checked once flags are in
+          if (absl::Status s = ResolveMetricsListen(&probe); !s.ok()) {
+            return Error(p.second, Join(key, k), std::string(s.message()));
+          }
+        } else {
+          ASSIGN_OR_RETURN(c->metrics.allow_non_loopback,
+                           GetBool(p.second, Join(key, k)));
+        }
+      }
     } else if (key == "firewall") {
       RETURN_IF_ERROR(CheckKeys(v, "firewall", key));
       for (const auto& p : v) {
@@ -507,6 +525,68 @@ absl::Status ValidateServerAddress(std::string_view text) {
   return absl::OkStatus();
 }
 
+absl::Status ResolveMetricsListen(MetricsEndpointConfig* metrics) {
+  metrics->host.clear();
+  metrics->port = 0;
+  const std::string_view text = metrics->listen;
+  if (text.empty()) {
+    return absl::OkStatus();  // off
+  }
+  const auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("\"%s\" is not PORT, :PORT or HOST:PORT (%s)",
+                        Abbreviate(text, 64), why));
+  };
+  std::string_view host;
+  std::string_view port = text;
+  if (text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      return bad("IPv6 needs the form [ADDRESS]:PORT");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else if (const size_t colon = text.rfind(':');
+             colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return bad("IPv6 addresses need brackets");
+    }
+  }
+  int p = 0;
+  const auto [end, ec] =
+      std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() ||
+      p < 0 || p > 65535) {
+    return bad("port must be 0..65535");
+  }
+  std::string resolved;
+  bool loopback = false;
+  if (host.empty() || host == "localhost") {
+    resolved = "127.0.0.1";
+    loopback = true;
+  } else {
+    const std::optional<IpAddress> ip = IpAddress::Parse(host);
+    if (!ip.has_value() || (text[0] == '[') != ip->is_v6()) {
+      return bad("the host must be an IP address or localhost");
+    }
+    resolved = ip->ToString();
+    loopback = ip->IsLoopback();
+  }
+  if (!loopback && !metrics->allow_non_loopback) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "metrics endpoint %s is not a loopback address: the metrics would "
+        "be readable from the network; set metrics.allow_non_loopback "
+        "(--metrics-allow-non-loopback) if that is intended",
+        Abbreviate(text, 64)));
+  }
+  metrics->host = std::move(resolved);
+  metrics->port = p;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text) {
   AgentConfig config;
   try {
@@ -563,6 +643,15 @@ absl::Status FinishAgentConfig(const AgentFlags& flags, AgentConfig* config) {
     if (!flag->empty()) {
       *field = *flag;
     }
+  }
+  if (flags.metrics_listen.has_value()) {
+    config->metrics.listen = *flags.metrics_listen;
+  }
+  config->metrics.allow_non_loopback =
+      config->metrics.allow_non_loopback || flags.metrics_allow_non_loopback;
+  if (absl::Status s = ResolveMetricsListen(&config->metrics); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("metrics.listen: %s", s.message()));
   }
   if (config->agent_id.empty()) {
     config->agent_id = DefaultAgentId();

@@ -79,6 +79,25 @@ struct EnforcementLimitsConfig {
   bool protect_dns_resolvers = true;
 };
 
+// The agent's own HTTP side port for Prometheus (docs/agent.md "Metrics
+// endpoint"; issue 17): GET /metrics, /healthz and /readyz. Off by default.
+struct MetricsEndpointConfig {
+  // YAML metrics.listen; flag --metrics-listen. "" (default) = off.
+  // "PORT" or ":PORT" = 127.0.0.1:PORT; "HOST:PORT" with HOST an IP literal
+  // ("[v6]:PORT" for IPv6) or "localhost". PORT 0..65535 (0: any free port,
+  // logged; for tests).
+  std::string listen;
+  // Serve on a non-loopback address (the metrics name the log files' event
+  // counts and ban sizes; Prometheus normally scrapes through a local
+  // proxy or a firewall rule). YAML metrics.allow_non_loopback; flag
+  // --metrics-allow-non-loopback. Default false: such an address is a
+  // configuration error.
+  bool allow_non_loopback = false;
+  // Filled by FinishAgentConfig from `listen` when it is set.
+  std::string host;
+  int port = 0;
+};
+
 struct AgentConfig {
   // Rampart servers "HOST:PORT", tried in order (failover). At least one.
   // YAML servers; flag --server (repeatable, replaces the list).
@@ -150,6 +169,8 @@ struct AgentConfig {
   std::string tls_ca_file;
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The metrics endpoint. YAML metrics.*.
+  MetricsEndpointConfig metrics;
 };
 
 // Command-line overrides; unset fields keep the file's value.
@@ -160,10 +181,12 @@ struct AgentFlags {
   std::vector<std::string> logs;
   std::string state_dir;
   std::string firewall;
-  bool insecure = false;  // --insecure
-  std::string ca_file;    // --ca-file
-  std::string cert_file;  // --cert
-  std::string key_file;   // --key
+  bool insecure = false;                      // --insecure
+  std::string ca_file;                        // --ca-file
+  std::string cert_file;                      // --cert
+  std::string key_file;                       // --key
+  std::optional<std::string> metrics_listen;  // --metrics-listen
+  bool metrics_allow_non_loopback = false;    // --metrics-allow-non-loopback
 };
 
 // Parses "<digits><unit>" groups, largest unit first, units d h m s ms
@@ -173,6 +196,11 @@ absl::StatusOr<absl::Duration> ParseAgentDuration(std::string_view text);
 // Checks "HOST:PORT" ("rampart.example:7443", "192.0.2.10:7443",
 // "[2001:db8::1]:7443"), port 1..65535. InvalidArgument otherwise.
 absl::Status ValidateServerAddress(std::string_view text);
+
+// Resolves metrics.listen (see MetricsEndpointConfig) into `host` and
+// `port`; InvalidArgument for a malformed address, a host name other than
+// localhost, or a non-loopback address without allow_non_loopback.
+absl::Status ResolveMetricsListen(MetricsEndpointConfig* metrics);
 
 // Parses YAML text into a config (defaults for absent keys) and validates
 // it, except for requirements flags may still satisfy (servers, logs).

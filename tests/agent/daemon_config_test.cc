@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "agent/daemon/agent_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -192,6 +193,90 @@ TEST(AgentConfigTest, InsecureAndTlsKeys) {
   EXPECT_TRUE(c->insecure);
   EXPECT_EQ(c->tls_ca_file, "");
   EXPECT_FALSE(ParseAgentConfig("tls:\n  ca_fil: x\n").ok());
+}
+
+// The metrics endpoint (issue 17): off unless metrics.listen is set,
+// loopback when only a port is given, a non-loopback address refused unless
+// allow_non_loopback (or its flag) says so.
+AgentFlags MinimalFlags() {
+  return AgentFlags{.servers = {"127.0.0.1:7443"},
+                    .agent_id = "mail9",
+                    .logs = {"/var/log/console.log"},
+                    .insecure = true};
+}
+
+TEST(AgentConfigTest, MetricsEndpointIsOffByDefault) {
+  absl::StatusOr<AgentConfig> c = ParseAgentConfig("");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(FinishAgentConfig(MinimalFlags(), &*c).ok());
+  EXPECT_EQ(c->metrics.listen, "");
+  EXPECT_EQ(c->metrics.host, "");  // main() starts no endpoint
+  EXPECT_FALSE(c->metrics.allow_non_loopback);
+}
+
+TEST(AgentConfigTest, MetricsEndpointIsLoopbackByDefaultWhenOn) {
+  for (const char* listen : {"9102", ":9102", "localhost:9102"}) {
+    absl::StatusOr<AgentConfig> c = ParseAgentConfig(
+        absl::StrFormat("metrics: {listen: \"%s\"}\n", listen));
+    ASSERT_TRUE(c.ok()) << listen << ": " << c.status();
+    ASSERT_TRUE(FinishAgentConfig(MinimalFlags(), &*c).ok()) << listen;
+    EXPECT_EQ(c->metrics.host, "127.0.0.1") << listen;
+    EXPECT_EQ(c->metrics.port, 9102) << listen;
+  }
+  absl::StatusOr<AgentConfig> c =
+      ParseAgentConfig("metrics: {listen: \"[::1]:0\"}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(FinishAgentConfig(MinimalFlags(), &*c).ok());
+  EXPECT_EQ(c->metrics.host, "::1");
+  EXPECT_EQ(c->metrics.port, 0);
+}
+
+TEST(AgentConfigTest, MetricsEndpointRefusesNonLoopbackWithoutTheFlag) {
+  for (const char* listen :
+       {"192.0.2.10:9102", "0.0.0.0:9102", "[::]:9102", "[2001:db8::1]:9102"}) {
+    absl::StatusOr<AgentConfig> c = ParseAgentConfig(
+        absl::StrFormat("metrics: {listen: \"%s\"}\n", listen));
+    ASSERT_TRUE(c.ok()) << listen << ": " << c.status();
+    EXPECT_THAT(Msg(FinishAgentConfig(MinimalFlags(), &*c)),
+                HasSubstr("not a loopback address"))
+        << listen;
+    c = ParseAgentConfig(absl::StrFormat(
+        "metrics: {listen: \"%s\", allow_non_loopback: true}\n", listen));
+    ASSERT_TRUE(c.ok()) << listen << ": " << c.status();
+    ASSERT_TRUE(FinishAgentConfig(MinimalFlags(), &*c).ok()) << listen;
+    EXPECT_EQ(c->metrics.port, 9102);
+  }
+  // The same through the flags.
+  AgentConfig c;
+  AgentFlags flags = MinimalFlags();
+  flags.metrics_listen = "198.51.100.4:9102";
+  EXPECT_THAT(Msg(FinishAgentConfig(flags, &c)),
+              HasSubstr("not a loopback address"));
+  flags.metrics_allow_non_loopback = true;
+  ASSERT_TRUE(FinishAgentConfig(flags, &c).ok());
+  EXPECT_EQ(c.metrics.host, "198.51.100.4");
+  // A flag "" turns off what the file turned on.
+  absl::StatusOr<AgentConfig> on =
+      ParseAgentConfig("metrics: {listen: \"9102\"}\n");
+  ASSERT_TRUE(on.ok());
+  flags = MinimalFlags();
+  flags.metrics_listen = "";
+  ASSERT_TRUE(FinishAgentConfig(flags, &*on).ok());
+  EXPECT_EQ(on->metrics.host, "");
+}
+
+TEST(AgentConfigTest, MetricsEndpointRejectsMalformedAddresses) {
+  for (const char* listen :
+       {"mail.example:9102", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+        "127.0.0.1:-1", "::1:9102", "[::1:9102", "[127.0.0.1]:9102", "x",
+        "127.0.0.1:9102 "}) {
+    EXPECT_FALSE(
+        ParseAgentConfig(absl::StrFormat("metrics: {listen: \"%s\"}\n", listen))
+            .ok())
+        << listen;
+  }
+  EXPECT_THAT(Msg(ParseAgentConfig("metrics: {listn: \"9102\"}\n").status()),
+              HasSubstr("listen"));
 }
 
 TEST(AgentConfigTest, DefaultAgentIdIsTheHostName) {
