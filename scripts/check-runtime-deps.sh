@@ -7,7 +7,7 @@
 # rot. Libraries needed only indirectly come with their packages'
 # dependencies.
 #
-#   scripts/check-runtime-deps.sh DIR    (every executable in DIR)
+#   scripts/check-runtime-deps.sh DIR    (DIR/rampart-server, DIR/rampartctl)
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -35,8 +35,13 @@ needed_pkgs() {
   done | sed -E 's/^([^:,]+)[:,].*/\1/'
 }
 
-actual="$(for b in "$dir"/*; do
-  [ -x "$b" ] && [ -f "$b" ] && needed_pkgs "$b"
+# The image's binaries (deploy/Dockerfile copies these two; rampart-agent
+# runs on the Domino hosts and is not in the image).
+image_binaries=(rampart-server rampartctl)
+actual="$(for name in "${image_binaries[@]}"; do
+  b="$dir/$name"
+  [ -x "$b" ] && [ -f "$b" ] || { echo "check-runtime-deps: $b missing" >&2; exit 1; }
+  needed_pkgs "$b"
 done | sort -u)"
 expected="$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list" | grep -v '^$' | sort -u)"
 if [ "$actual" != "$expected" ]; then
@@ -44,4 +49,4 @@ if [ "$actual" != "$expected" ]; then
   diff <(echo "$expected") <(echo "$actual") | sed -n 's/^</  listed, not linked:/p; s/^>/  linked, not listed:/p' >&2
   exit 1
 fi
-echo "check-runtime-deps: deploy/runtime-packages.txt matches ldd of $(ls "$dir" | tr '\n' ' ')($(echo "$expected" | wc -l) packages)"
+echo "check-runtime-deps: deploy/runtime-packages.txt matches ldd of ${image_binaries[*]} ($(echo "$expected" | wc -l) packages)"
