@@ -2,7 +2,8 @@
 # The top-level CMakeLists.txt includes this INSTEAD of the Linux targets when
 # CMAKE_SYSTEM_NAME is Windows. The agent is not ported yet, so this builds
 # only the Wine smoke test of the dependency stack and, on request, the
-# libraries being ported (to see what still breaks). Not in CI yet.
+# libraries being ported (to see what still breaks). .ci/run builds and
+# runs the smoke test whenever the dependency cache exists on the machine.
 #
 #   cmake -S . -B build-win -G Ninja -DCMAKE_BUILD_TYPE=Release \
 #     -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/mingw-w64-x86_64.cmake \
