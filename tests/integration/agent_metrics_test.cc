@@ -17,14 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/e2e/estate_process.h"
 #include "tests/fakes/temp_files.h"
+#include "tests/integration/dry_run_estate.h"
 #include "tests/integration/server_process.h"
 
 namespace rampart::testing {
@@ -40,11 +41,6 @@ std::string BLine(const std::string& user, const std::string& host) {
          " ; connecting host " + host + "\n";
 }
 
-void Append(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::app);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
 // GET http://127.0.0.1:PORT/PATH; nullopt if there is no answer.
 std::optional<httplib::Result> Get(int port, const std::string& path) {
   httplib::Client client("127.0.0.1", port);
@@ -57,50 +53,37 @@ std::optional<httplib::Result> Get(int port, const std::string& path) {
   return r;
 }
 
-// The value of the series `series` (name plus labels, exactly as rendered)
-// in a Prometheus text page; nullopt if absent.
-std::optional<double> Value(const std::string& page,
-                            const std::string& series) {
-  size_t at = 0;
-  while ((at = page.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || page[at - 1] == '\n') {
-      const size_t start = at + series.size() + 1;
-      const size_t end = page.find('\n', start);
-      double v = 0;
-      if (absl::SimpleAtod(page.substr(start, end - start), &v)) {
-        return v;
-      }
-      return std::nullopt;
+// The value of `name` with `labels` in a /metrics page, read with the
+// project's strict parser (a malformed page fails the test); nullopt if the
+// series is absent.
+std::optional<double> Value(const std::string& page, const std::string& name,
+                            const metrics::Labels& labels = {}) {
+  absl::StatusOr<metrics::ParsedMetrics> parsed =
+      metrics::ParsePrometheusText(page);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  if (!parsed.ok()) {
+    return std::nullopt;
+  }
+  for (const metrics::ParsedSample& s : parsed->samples) {
+    if (s.name == name && s.labels == labels) {
+      return s.value;
     }
-    at += series.size();
   }
   return std::nullopt;
 }
 
-constexpr char kDropped[] =
-    "rampart_agent_log_lines_dropped_total{reason=\"marker_in_user\"}";
+constexpr char kDropped[] = "rampart_agent_log_lines_dropped_total";
+const metrics::Labels kMarkerInUser = {{"reason", "marker_in_user"}};
 constexpr char kBans[] = "rampart_agent_firewall_bans";
 
 TEST(AgentMetricsTest, LiveAgentServesItsMetricsAndTheyMove) {
   TempDir dir("rampart-agent-metrics");
-  const std::string db = dir.path() + "/rampart.db";
-  const std::string log = dir.path() + "/console.log";
-  const std::string state = dir.path() + "/agent";
-  Append(log, "");
-  auto server = ServerProcess::Start(
-      ServerBinary(), {"--insecure", "--db", "sqlite:" + db, "--listen",
-                       "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
-  ASSERT_TRUE(server.ok()) << server.status();
-  const std::string config = dir.path() + "/agent.yaml";
-  std::ofstream(config) << absl::StrFormat(
-      "servers: [\"%s\"]\nagent_id: metrics-01\ntime_zone: UTC\n"
-      "logs: [{path: \"%s\", date_order: ymd}]\nstate_dir: \"%s\"\n"
-      "insecure: true\nfirewall: {backend: dry-run}\n"
-      "batch: {flush_interval: 100ms}\n",
-      (*server)->grpc_target(), log, state);
+  absl::StatusOr<DryRunEstate> estate = StartDryRunEstate(dir, "metrics-01");
+  ASSERT_TRUE(estate.ok()) << estate.status();
+  const std::string& log = estate->log;
   const int port = PickFreePort();
   auto agent = e2e::Child::Spawn(
-      {RAMPART_AGENT_BIN, "run", "--config", config, "--metrics-listen",
+      {RAMPART_AGENT_BIN, "run", "--config", estate->config, "--metrics-listen",
        absl::StrFormat("127.0.0.1:%d", port)},
       dir.path() + "/agent.log");
   ASSERT_TRUE(agent.ok()) << agent.status();
@@ -124,16 +107,16 @@ TEST(AgentMetricsTest, LiveAgentServesItsMetricsAndTheyMove) {
   EXPECT_NE(page.find("# TYPE rampart_agent_firewall_bans gauge"),
             std::string::npos)
       << page;
-  EXPECT_EQ(Value(page, kDropped), 0.0) << page;
+  EXPECT_EQ(Value(page, kDropped, kMarkerInUser), 0.0) << page;
   EXPECT_EQ(Value(page, kBans), 0.0) << page;
   // Only the agent's registry: no server series.
   EXPECT_EQ(page.find("rampart_store_"), std::string::npos);
 
   // A forged line (dropped, counted) and a real attack (banned, enforced).
-  Append(log, BLine(std::string("admin ; connecting host ") + kVictim,
-                    "192.0.2.66"));
+  AppendToFile(log, BLine(std::string("admin ; connecting host ") + kVictim,
+                          "192.0.2.66"));
   for (int i = 0; i < 15; ++i) {
-    Append(log, BLine("admin", kAttacker));
+    AppendToFile(log, BLine("admin", kAttacker));
   }
   std::optional<double> dropped;
   std::optional<double> bans;
@@ -141,7 +124,7 @@ TEST(AgentMetricsTest, LiveAgentServesItsMetricsAndTheyMove) {
   while (absl::Now() < deadline) {
     std::optional<httplib::Result> r = Get(port, "/metrics");
     ASSERT_TRUE(r.has_value()) << a.log();
-    dropped = Value((*r)->body, kDropped);
+    dropped = Value((*r)->body, kDropped, kMarkerInUser);
     bans = Value((*r)->body, kBans);
     if (dropped.value_or(0) >= 1 && bans.value_or(0) >= 1) {
       break;
@@ -153,13 +136,13 @@ TEST(AgentMetricsTest, LiveAgentServesItsMetricsAndTheyMove) {
 
   EXPECT_TRUE(a.Stop(SIGTERM, absl::Seconds(60)));
   EXPECT_FALSE(Get(port, "/healthz").has_value()) << "still serving";
-  ASSERT_TRUE((*server)->Terminate().ok());
+  ASSERT_TRUE(estate->server->Terminate().ok());
 }
 
 TEST(AgentMetricsTest, NonLoopbackAddressIsRefusedWithoutTheFlag) {
   TempDir dir("rampart-agent-metrics-refused");
   const std::string log = dir.path() + "/console.log";
-  Append(log, "");
+  AppendToFile(log, "");
   absl::StatusOr<ProcessResult> r =
       RunProcess(RAMPART_AGENT_BIN,
                  {"run", "--server", "127.0.0.1:1", "--log", log, "--state-dir",

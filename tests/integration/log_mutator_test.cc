@@ -37,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/estate_process.h"
 #include "tests/fakes/temp_files.h"
+#include "tests/integration/dry_run_estate.h"
 #include "tests/integration/server_process.h"
 
 namespace rampart::testing {
@@ -144,11 +145,6 @@ class Mutator {
   std::mt19937_64 rng_;
 };
 
-void Append(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::app);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
 // Prefixes in the agent's persisted enforced list (state file + journal),
 // as IpPrefix::ToString() writes them (a host prefix without "/32").
 std::vector<std::string> AgentEnforced(const std::string& state_dir) {
@@ -208,27 +204,17 @@ TEST(LogMutatorTest, LiveAgentNeverBlamesTheVictimAndStillBansAttackers) {
   }
   std::printf("mutator seed %llu\n", static_cast<unsigned long long>(seed));
   TempDir dir("rampart-mutator");
-  const std::string db = dir.path() + "/rampart.db";
-  const std::string log = dir.path() + "/console.log";
-  const std::string state = dir.path() + "/agent";
-  Append(log, "");
-
-  auto server = ServerProcess::Start(
-      ServerBinary(), {"--insecure", "--db", "sqlite:" + db, "--listen",
-                       "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
-  ASSERT_TRUE(server.ok()) << server.status();
-  const std::string config = dir.path() + "/agent.yaml";
-  std::ofstream(config) << absl::StrFormat(
-      "servers: [\"%s\"]\nagent_id: mutator-01\ntime_zone: UTC\n"
-      "logs: [{path: \"%s\", date_order: ymd}]\nstate_dir: \"%s\"\n"
-      "insecure: true\nfirewall: {backend: dry-run}\n"
-      "batch: {flush_interval: 100ms}\n",
-      (*server)->grpc_target(), log, state);
+  absl::StatusOr<DryRunEstate> estate = StartDryRunEstate(dir, "mutator-01");
+  ASSERT_TRUE(estate.ok()) << estate.status();
+  const std::string& db = estate->db;
+  const std::string& log = estate->log;
+  const std::string& state = estate->state;
+  ServerProcess* const server = estate->server.get();
   // RAMPART_MUTATOR_AGENT runs another agent binary (an older release, to
   // show what this suite catches).
   const char* other = std::getenv("RAMPART_MUTATOR_AGENT");
   const std::string agent_bin = other != nullptr ? other : RAMPART_AGENT_BIN;
-  auto agent = e2e::Child::Spawn({agent_bin, "run", "--config", config},
+  auto agent = e2e::Child::Spawn({agent_bin, "run", "--config", estate->config},
                                  dir.path() + "/agent.log");
   ASSERT_TRUE(agent.ok()) << agent.status();
   e2e::Child& a = **agent;
@@ -238,16 +224,16 @@ TEST(LogMutatorTest, LiveAgentNeverBlamesTheVictimAndStillBansAttackers) {
   Mutator m(seed);
   int real = 0;
   for (int i = 0; i < kMutatedLines; ++i) {
-    Append(log, m.Next());
+    AppendToFile(log, m.Next());
     if (i % 20 == 10) {
       // A real attack line, whole, after a newline (a torn write before it
       // would otherwise glue onto it).
-      Append(log, "\n" + BLine("admin", kAttacker) + "\n");
+      AppendToFile(log, "\n" + BLine("admin", kAttacker) + "\n");
       ++real;
     }
   }
   for (int i = 0; i < 15; ++i) {
-    Append(log, "\n" + ALine("postmaster", kLateAttacker) + "\n");
+    AppendToFile(log, "\n" + ALine("postmaster", kLateAttacker) + "\n");
   }
   ASSERT_GE(real, 15);
 
@@ -282,7 +268,7 @@ TEST(LogMutatorTest, LiveAgentNeverBlamesTheVictimAndStillBansAttackers) {
     // ctest fails the test on this line (FAIL_REGULAR_EXPRESSION).
     std::printf("agent log:\n%s\n", agent_log.c_str());
   }
-  absl::StatusOr<int> exit = (*server)->Terminate();
+  absl::StatusOr<int> exit = server->Terminate();
   ASSERT_TRUE(exit.ok()) << exit.status();
   // The server never saw the victim's address, and banned the attackers.
   EXPECT_EQ(Count(db, "SELECT COUNT(*) FROM events WHERE ip = ?1", kVictim), 0);
