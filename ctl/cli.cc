@@ -477,12 +477,10 @@ absl::Status CommandLine::SetLifetime(Request* request, bool required) const {
                           "--for 2h) or --permanent")
                     : absl::OkStatus();
   }
-  absl::StatusOr<absl::Duration> d =
-      ParseDurationInRange("--for", for_, absl::Seconds(1), kMaxBanDuration);
-  if (!d.ok()) {
-    return d.status();
-  }
-  SetDuration(*d, request->mutable_duration());
+  ASSIGN_OR_RETURN(
+      absl::Duration d,
+      ParseDurationInRange("--for", for_, absl::Seconds(1), kMaxBanDuration));
+  SetDuration(d, request->mutable_duration());
   return absl::OkStatus();
 }
 
@@ -516,34 +514,21 @@ void CommandLine::DefineBans() {
         r.set_state(all_ ? v1::BAN_STATE_FILTER_ALL
                          : v1::BAN_STATE_FILTER_ACTIVE);
         if (!covering_.empty()) {
-          absl::StatusOr<std::string> p = ParsePrefix("--covering", covering_);
-          if (!p.ok()) {
-            return p.status();
-          }
-          r.set_covering(*p);
+          ASSIGN_OR_RETURN(std::string p, ParsePrefix("--covering", covering_));
+          r.set_covering(p);
         }
         if (!within_.empty()) {
-          absl::StatusOr<std::string> p = ParsePrefix("--within", within_);
-          if (!p.ok()) {
-            return p.status();
-          }
-          r.set_within(*p);
+          ASSIGN_OR_RETURN(std::string p, ParsePrefix("--within", within_));
+          r.set_within(p);
         }
         if (!origin_.empty()) {
-          absl::StatusOr<v1::BanOrigin> o =
-              ParseEnum<v1::BanOrigin>("--origin", origin_);
-          if (!o.ok()) {
-            return o.status();
-          }
-          r.set_origin(*o);
+          ASSIGN_OR_RETURN(v1::BanOrigin o,
+                           ParseEnum<v1::BanOrigin>("--origin", origin_));
+          r.set_origin(o);
         }
-        absl::StatusOr<ListOptions> list = MakeListOptions(limit_);
-        if (!list.ok()) {
-          return list.status();
-        }
-        return Action([r, list = *list](AdminCommands& c) {
-          return c.ListBans(r, list);
-        });
+        ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+        return Action(
+            [r, list](AdminCommands& c) { return c.ListBans(r, list); });
       });
   cmd->add_flag("--all", all_, "Include expired and removed bans");
   cmd->add_option("--covering", covering_,
@@ -554,26 +539,20 @@ void CommandLine::DefineBans() {
                   "prefix");
   AddListLimit(cmd);
 
-  cmd = AddLeaf(bans, "show", "One ban: explanation, history, enforcement",
-                [this]() -> absl::StatusOr<Action> {
-                  v1::GetBanRequest r;
-                  absl::StatusOr<std::optional<uint64_t>> id = ParseId(target_);
-                  if (!id.ok()) {
-                    return id.status();
-                  }
-                  if (id->has_value()) {
-                    r.set_id(**id);
-                  } else {
-                    absl::StatusOr<std::string> p =
-                        ParsePrefix("bans show", target_);
-                    if (!p.ok()) {
-                      return p.status();
-                    }
-                    r.set_address(*p);
-                  }
-                  r.set_include_inactive(flag_a_);
-                  return Action([r](AdminCommands& c) { return c.ShowBan(r); });
-                });
+  cmd = AddLeaf(
+      bans, "show", "One ban: explanation, history, enforcement",
+      [this]() -> absl::StatusOr<Action> {
+        v1::GetBanRequest r;
+        ASSIGN_OR_RETURN(std::optional<uint64_t> id, ParseId(target_));
+        if (id.has_value()) {
+          r.set_id(*id);
+        } else {
+          ASSIGN_OR_RETURN(std::string p, ParsePrefix("bans show", target_));
+          r.set_address(p);
+        }
+        r.set_include_inactive(flag_a_);
+        return Action([r](AdminCommands& c) { return c.ShowBan(r); });
+      });
   cmd->add_option("BAN", target_,
                   "Ban id, or an IP/CIDR (the most specific active ban "
                   "containing it)")
@@ -584,11 +563,8 @@ void CommandLine::DefineBans() {
   cmd = AddLeaf(
       bans, "add", "Ban an IP or CIDR", [this]() -> absl::StatusOr<Action> {
         v1::AddBanRequest r;
-        absl::StatusOr<std::string> p = ParsePrefix("bans add", target_);
-        if (!p.ok()) {
-          return p.status();
-        }
-        r.set_target(*p);
+        ASSIGN_OR_RETURN(std::string p, ParsePrefix("bans add", target_));
+        r.set_target(p);
         if (absl::Status s = SetLifetime(&r, /*required=*/true); !s.ok()) {
           return s;
         }
@@ -597,12 +573,9 @@ void CommandLine::DefineBans() {
         }
         r.set_reason(reason_);
         if (!scope_.empty()) {
-          absl::StatusOr<v1::BanScope> sc =
-              ParseEnum<v1::BanScope>("--scope", scope_);
-          if (!sc.ok()) {
-            return sc.status();
-          }
-          r.set_scope(*sc);
+          ASSIGN_OR_RETURN(v1::BanScope sc,
+                           ParseEnum<v1::BanScope>("--scope", scope_));
+          r.set_scope(sc);
         }
         r.set_allow_broad_prefix(flag_a_);
         r.set_override_protected(override_);
@@ -623,18 +596,12 @@ void CommandLine::DefineBans() {
   cmd = AddLeaf(
       bans, "remove", "Lift an active ban", [this]() -> absl::StatusOr<Action> {
         v1::RemoveBanRequest r;
-        absl::StatusOr<std::optional<uint64_t>> id = ParseId(target_);
-        if (!id.ok()) {
-          return id.status();
-        }
-        if (id->has_value()) {
-          r.set_id(**id);
+        ASSIGN_OR_RETURN(std::optional<uint64_t> id, ParseId(target_));
+        if (id.has_value()) {
+          r.set_id(*id);
         } else {
-          absl::StatusOr<std::string> p = ParsePrefix("bans remove", target_);
-          if (!p.ok()) {
-            return p.status();
-          }
-          r.set_target(*p);
+          ASSIGN_OR_RETURN(std::string p, ParsePrefix("bans remove", target_));
+          r.set_target(p);
         }
         if (absl::Status s = CheckText("--reason", reason_, true); !s.ok()) {
           return s;
@@ -658,24 +625,17 @@ void CommandLine::DefineIp() {
       "hit, users tried, recent events",
       [this]() -> absl::StatusOr<Action> {
         v1::LookupIpRequest r;
-        absl::StatusOr<std::string> ip = ParseSingleIp("ip", target_);
-        if (!ip.ok()) {
-          return ip.status();
-        }
-        r.set_address(*ip);
+        ASSIGN_OR_RETURN(std::string ip, ParseSingleIp("ip", target_));
+        r.set_address(ip);
         if (!window_.empty()) {
-          absl::StatusOr<absl::Duration> w = ParseDurationInRange(
-              "--window", window_, absl::Minutes(1), absl::Hours(24 * 30));
-          if (!w.ok()) {
-            return w.status();
-          }
-          SetDuration(*w, r.mutable_window());
+          ASSIGN_OR_RETURN(
+              absl::Duration w,
+              ParseDurationInRange("--window", window_, absl::Minutes(1),
+                                   absl::Hours(24 * 30)));
+          SetDuration(w, r.mutable_window());
         }
-        absl::StatusOr<uint32_t> events = CheckCount("--events", count_, 1000);
-        if (!events.ok()) {
-          return events.status();
-        }
-        r.set_max_events(*events);
+        ASSIGN_OR_RETURN(uint32_t events, CheckCount("--events", count_, 1000));
+        r.set_max_events(events);
         return Action([r](AdminCommands& c) { return c.LookupIp(r); });
       });
   cmd->add_option("ADDRESS", target_, "A single IPv4 or IPv6 address")
@@ -687,19 +647,16 @@ void CommandLine::DefineIp() {
 
 void CommandLine::DefineAllow() {
   CLI::App* allow = AddGroup("allow", "The allowlist: never-ban prefixes");
-  CLI::App* cmd = AddLeaf(allow, "list", "List allowlist entries",
-                          [this]() -> absl::StatusOr<Action> {
-                            v1::ListAllowRequest r;
-                            r.set_include_expired(all_);
-                            absl::StatusOr<ListOptions> list =
-                                MakeListOptions(limit_);
-                            if (!list.ok()) {
-                              return list.status();
-                            }
-                            return Action([r, list = *list](AdminCommands& c) {
-                              return c.ListAllow(r, list);
-                            });
-                          });
+  CLI::App* cmd =
+      AddLeaf(allow, "list", "List allowlist entries",
+              [this]() -> absl::StatusOr<Action> {
+                v1::ListAllowRequest r;
+                r.set_include_expired(all_);
+                ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+                return Action([r, list](AdminCommands& c) {
+                  return c.ListAllow(r, list);
+                });
+              });
   cmd->add_flag("--all", all_, "Include lapsed entries");
   AddListLimit(cmd);
 
@@ -708,18 +665,13 @@ void CommandLine::DefineAllow() {
       "Allowlist an IP or CIDR (active bans inside it are lifted)",
       [this]() -> absl::StatusOr<Action> {
         v1::AddAllowRequest r;
-        absl::StatusOr<std::string> p = ParsePrefix("allow add", target_);
-        if (!p.ok()) {
-          return p.status();
-        }
-        r.set_cidr(*p);
+        ASSIGN_OR_RETURN(std::string p, ParsePrefix("allow add", target_));
+        r.set_cidr(p);
         if (!for_.empty()) {
-          absl::StatusOr<absl::Duration> d = ParseDurationInRange(
-              "--for", for_, absl::Seconds(1), kMaxBanDuration);
-          if (!d.ok()) {
-            return d.status();
-          }
-          SetDuration(*d, r.mutable_duration());
+          ASSIGN_OR_RETURN(absl::Duration d,
+                           ParseDurationInRange("--for", for_, absl::Seconds(1),
+                                                kMaxBanDuration));
+          SetDuration(d, r.mutable_duration());
         }
         if (absl::Status s = CheckText("--comment", comment_, false); !s.ok()) {
           return s;
@@ -743,18 +695,12 @@ void CommandLine::DefineAllow() {
       allow, "remove", "Remove an allowlist entry",
       [this]() -> absl::StatusOr<Action> {
         v1::RemoveAllowRequest r;
-        absl::StatusOr<std::optional<uint64_t>> id = ParseId(target_);
-        if (!id.ok()) {
-          return id.status();
-        }
-        if (id->has_value()) {
-          r.set_id(**id);
+        ASSIGN_OR_RETURN(std::optional<uint64_t> id, ParseId(target_));
+        if (id.has_value()) {
+          r.set_id(*id);
         } else {
-          absl::StatusOr<std::string> p = ParsePrefix("allow remove", target_);
-          if (!p.ok()) {
-            return p.status();
-          }
-          r.set_cidr(*p);
+          ASSIGN_OR_RETURN(std::string p, ParsePrefix("allow remove", target_));
+          r.set_cidr(p);
         }
         return Action([r](AdminCommands& c) { return c.RemoveAllow(r); });
       });
@@ -775,11 +721,8 @@ void CommandLine::DefineAgents() {
                   return s;
                 }
                 r.set_site(site_);
-                absl::StatusOr<ListOptions> list = MakeListOptions(limit_);
-                if (!list.ok()) {
-                  return list.status();
-                }
-                return Action([r, list = *list](AdminCommands& c) {
+                ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+                return Action([r, list](AdminCommands& c) {
                   return c.ListAgents(r, list);
                 });
               });
@@ -800,12 +743,10 @@ void CommandLine::DefineAgents() {
         }
         r.set_site(site_);
         if (!ttl_.empty()) {
-          absl::StatusOr<absl::Duration> d = ParseDurationInRange(
-              "--ttl", ttl_, absl::Minutes(1), absl::Hours(24 * 7));
-          if (!d.ok()) {
-            return d.status();
-          }
-          SetDuration(*d, r.mutable_token_ttl());
+          ASSIGN_OR_RETURN(absl::Duration d,
+                           ParseDurationInRange("--ttl", ttl_, absl::Minutes(1),
+                                                absl::Hours(24 * 7)));
+          SetDuration(d, r.mutable_token_ttl());
         }
         r.set_reenroll(flag_a_);
         return Action([r](AdminCommands& c) { return c.EnrollAgent(r); });
@@ -871,33 +812,26 @@ void CommandLine::DefineAgents() {
 
 void CommandLine::DefineAccounts() {
   CLI::App* accounts = AddGroup("accounts", "Accounts under attack");
-  CLI::App* cmd = AddLeaf(
-      accounts, "list",
-      "Accounts under attack (most attacking addresses first)",
-      [this]() -> absl::StatusOr<Action> {
-        v1::ListAccountsRequest r;
-        if (!window_.empty()) {
-          absl::StatusOr<absl::Duration> w = ParseDurationInRange(
-              "--window", window_, absl::Minutes(1), absl::Hours(24 * 30));
-          if (!w.ok()) {
-            return w.status();
-          }
-          SetDuration(*w, r.mutable_window());
-        }
-        absl::StatusOr<uint32_t> min_ips =
-            CheckCount("--min-ips", count_, 1000000);
-        if (!min_ips.ok()) {
-          return min_ips.status();
-        }
-        r.set_min_distinct_ips(*min_ips);
-        absl::StatusOr<ListOptions> list = MakeListOptions(limit_);
-        if (!list.ok()) {
-          return list.status();
-        }
-        return Action([r, list = *list](AdminCommands& c) {
-          return c.ListAccounts(r, list);
-        });
-      });
+  CLI::App* cmd =
+      AddLeaf(accounts, "list",
+              "Accounts under attack (most attacking addresses first)",
+              [this]() -> absl::StatusOr<Action> {
+                v1::ListAccountsRequest r;
+                if (!window_.empty()) {
+                  ASSIGN_OR_RETURN(absl::Duration w,
+                                   ParseDurationInRange("--window", window_,
+                                                        absl::Minutes(1),
+                                                        absl::Hours(24 * 30)));
+                  SetDuration(w, r.mutable_window());
+                }
+                ASSIGN_OR_RETURN(uint32_t min_ips,
+                                 CheckCount("--min-ips", count_, 1000000));
+                r.set_min_distinct_ips(min_ips);
+                ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+                return Action([r, list](AdminCommands& c) {
+                  return c.ListAccounts(r, list);
+                });
+              });
   cmd->add_option("--window", window_,
                   "Window, 1m..30d (default: the policy's account window)");
   cmd->add_option("--min-ips", count_,
@@ -928,27 +862,17 @@ void CommandLine::DefineAlerts() {
         }
         v1::ListAlertsRequest r;
         if (!since_.empty()) {
-          absl::StatusOr<absl::Time> t = ParseSince(since_, Now());
-          if (!t.ok()) {
-            return t.status();
-          }
-          SetTimestamp(*t, r.mutable_since());
+          ASSIGN_OR_RETURN(absl::Time t, ParseSince(since_, Now()));
+          SetTimestamp(t, r.mutable_since());
         }
         if (!kind_.empty()) {
-          absl::StatusOr<v1::AlertKind> k =
-              ParseEnum<v1::AlertKind>("--kind", kind_);
-          if (!k.ok()) {
-            return k.status();
-          }
-          r.set_kind(*k);
+          ASSIGN_OR_RETURN(v1::AlertKind k,
+                           ParseEnum<v1::AlertKind>("--kind", kind_));
+          r.set_kind(k);
         }
-        absl::StatusOr<ListOptions> list = MakeListOptions(limit_);
-        if (!list.ok()) {
-          return list.status();
-        }
-        return Action([r, list = *list](AdminCommands& c) {
-          return c.ListAlerts(r, list);
-        });
+        ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+        return Action(
+            [r, list](AdminCommands& c) { return c.ListAlerts(r, list); });
       });
   cmd->add_option("--since", since_,
                   "Only alerts raised since: a duration back (24h) or an "
@@ -971,18 +895,14 @@ void CommandLine::DefineReport() {
       [this]() -> absl::StatusOr<Action> {
         v1::ReportRequest r;
         if (!since_.empty()) {
-          absl::StatusOr<absl::Duration> d = ParseDurationInRange(
-              "--since", since_, absl::Minutes(1), absl::Hours(24 * 90));
-          if (!d.ok()) {
-            return d.status();
-          }
-          SetDuration(*d, r.mutable_since());
+          ASSIGN_OR_RETURN(
+              absl::Duration d,
+              ParseDurationInRange("--since", since_, absl::Minutes(1),
+                                   absl::Hours(24 * 90)));
+          SetDuration(d, r.mutable_since());
         }
-        absl::StatusOr<uint32_t> top = CheckCount("--top", count_, 1000);
-        if (!top.ok()) {
-          return top.status();
-        }
-        r.set_top_n(*top);
+        ASSIGN_OR_RETURN(uint32_t top, CheckCount("--top", count_, 1000));
+        r.set_top_n(top);
         if (csv_) {
           if (global_.json) {
             return Usage("give either --json or --csv, not both");
@@ -1004,12 +924,9 @@ void CommandLine::DefineExport() {
         if (global_.json) {
           return Usage("export does not print JSON; choose --format");
         }
-        absl::StatusOr<v1::ExportFormat> f =
-            ParseEnum<v1::ExportFormat>("--format", format_);
-        if (!f.ok()) {
-          return f.status();
-        }
-        const ExportOptions options{.format = *f, .output_path = output_};
+        ASSIGN_OR_RETURN(v1::ExportFormat f,
+                         ParseEnum<v1::ExportFormat>("--format", format_));
+        const ExportOptions options{.format = f, .output_path = output_};
         return Action(
             [options](AdminCommands& c) { return c.Export(options); });
       });
@@ -1049,11 +966,8 @@ void CommandLine::DefineAudit() {
       [this]() -> absl::StatusOr<Action> {
         v1::ListAuditRequest r;
         if (!since_.empty()) {
-          absl::StatusOr<absl::Time> t = ParseSince(since_, Now());
-          if (!t.ok()) {
-            return t.status();
-          }
-          SetTimestamp(*t, r.mutable_since());
+          ASSIGN_OR_RETURN(absl::Time t, ParseSince(since_, Now()));
+          SetTimestamp(t, r.mutable_since());
         }
         if (absl::Status s = CheckText("--actor", actor_, false); !s.ok()) {
           return s;
@@ -1063,13 +977,9 @@ void CommandLine::DefineAudit() {
         }
         r.set_actor(actor_);
         r.set_action(action_);
-        absl::StatusOr<ListOptions> list = MakeListOptions(limit_);
-        if (!list.ok()) {
-          return list.status();
-        }
-        return Action([r, list = *list](AdminCommands& c) {
-          return c.ListAudit(r, list);
-        });
+        ASSIGN_OR_RETURN(ListOptions list, MakeListOptions(limit_));
+        return Action(
+            [r, list](AdminCommands& c) { return c.ListAudit(r, list); });
       });
   cmd->add_option("--since", since_,
                   "Only records since: a duration back (7d) or an RFC 3339 "
@@ -1174,12 +1084,9 @@ absl::StatusOr<Action> CommandLine::BuildImport() {
   }
   r.set_reason(reason_);
   if (!scope_.empty()) {
-    absl::StatusOr<v1::BanScope> sc =
-        ParseEnum<v1::BanScope>("--scope", scope_);
-    if (!sc.ok()) {
-      return sc.status();
-    }
-    r.set_scope(*sc);
+    ASSIGN_OR_RETURN(v1::BanScope sc,
+                     ParseEnum<v1::BanScope>("--scope", scope_));
+    r.set_scope(sc);
   }
   r.set_dry_run(dry_run_);
   r.set_report_all_lines(all_lines_);
