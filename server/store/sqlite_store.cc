@@ -1319,26 +1319,28 @@ absl::Status SqliteStore::ReplaceProtectedAddresses(
   RETURN_IF_ERROR(CheckProtectedRows(agent_id, rows));
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(Begin(kBeginImmediate));
-  const auto write = [&]() -> absl::Status {
-    {
-      ASSIGN_OR_RETURN(ScopedStatement s, Statement(kDeleteProtected));
-      s->BindText(1, agent_id);
-      RETURN_IF_ERROR(s->Run());
-    }
-    for (const ProtectedAgentAddress& r : rows) {
-      ASSIGN_OR_RETURN(ScopedStatement s, Statement(kInsertProtected));
-      s->BindText(1, r.agent_id);
-      s->BindText(2, r.address);
-      s->BindText(3, r.source == ProtectedAgentAddress::Source::kApproved
-                         ? "approved"
-                         : "peer");
-      s->BindInt64(4, Micros(r.since));
-      s->BindText(5, r.actor);
-      RETURN_IF_ERROR(s->Run());
-    }
-    return absl::OkStatus();
-  };
-  return Finish(write());
+  return Finish(ReplaceProtectedAddressesLocked(agent_id, rows));
+}
+
+absl::Status SqliteStore::ReplaceProtectedAddressesLocked(
+    std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows) {
+  {
+    ASSIGN_OR_RETURN(ScopedStatement s, Statement(kDeleteProtected));
+    s->BindText(1, agent_id);
+    RETURN_IF_ERROR(s->Run());
+  }
+  for (const ProtectedAgentAddress& r : rows) {
+    ASSIGN_OR_RETURN(ScopedStatement s, Statement(kInsertProtected));
+    s->BindText(1, r.agent_id);
+    s->BindText(2, r.address);
+    s->BindText(3, r.source == ProtectedAgentAddress::Source::kApproved
+                       ? "approved"
+                       : "peer");
+    s->BindInt64(4, Micros(r.since));
+    s->BindText(5, r.actor);
+    RETURN_IF_ERROR(s->Run());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rampart::server

@@ -182,6 +182,10 @@ class SqliteStore final : public Store, public EnrollmentStore {
 
   absl::Status CommitLocked(const CommitRecord& record)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writes of ReplaceProtectedAddresses, inside its transaction.
+  absl::Status ReplaceProtectedAddressesLocked(
+      std::string_view agent_id, const std::vector<ProtectedAgentAddress>& rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertEvents(const std::vector<AuthEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status LoadStateLocked(absl::Time now, DurableState* state)
