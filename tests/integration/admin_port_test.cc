@@ -44,6 +44,7 @@
 #include "httplib.h"
 #include "rampart/v1/admin.grpc.pb.h"
 #include "tests/fakes/fake_agent.h"
+#include "tests/integration/process_memory.h"
 #include "tests/integration/server_process.h"
 
 namespace rampart::testing {
@@ -67,23 +68,6 @@ std::string Slurp(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Resident memory of `pid` in KiB (VmRSS), or -1.
-int64_t VmRssKiB(pid_t pid) {
-  std::ifstream in(absl::StrFormat("/proc/%d/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "VmRSS:")) {
-      int64_t kib = -1;
-      std::string_view v = StripWhitespace(std::string_view(line).substr(6));
-      if (v.ends_with(" kB")) {
-        v.remove_suffix(3);
-      }
-      return absl::SimpleAtoi(ToAbsl(v), &kib) ? kib : -1;
-    }
-  }
-  return -1;
 }
 
 // Calls grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with a
@@ -562,7 +546,11 @@ TEST_F(AdminPortTest, HostileAdminClientWhileAnAgentStreams) {
   std::cerr << "server VmRSS before " << rss_before << " KiB, after round 1 "
             << rss_warm << " KiB, after " << kRounds << " rounds " << rss_after
             << " KiB\n";
-  EXPECT_LT(rss_after, rss_before + 384 * 1024);
+  // Under a sanitizer the runtime's shadow memory and quarantine (ASan: up
+  // to 256 MiB of freed blocks) come on top: 511 MiB after 8 rounds from
+  // 102 MiB was measured under ASan.
+  const int64_t bound_kib = kUnderSanitizer ? 1024 * 1024 : 384 * 1024;
+  EXPECT_LT(rss_after, rss_before + bound_kib);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/fakes/fake_agent.h"
+#include "tests/integration/process_memory.h"
 #include "tests/integration/server_process.h"
 
 namespace rampart::testing {
@@ -51,18 +52,8 @@ constexpr int kRounds = 25;
 // limits.max_message_bytes, 4 MiB, and a stream awaiting its Hello holds at
 // most one message). Sanitizer runtimes add shadow memory and keep freed
 // blocks in quarantine (ASan: up to 256 MiB), so the bound is wider there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define RAMPART_HOSTILE_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define RAMPART_HOSTILE_SANITIZED 1
-#endif
-#endif
-#ifdef RAMPART_HOSTILE_SANITIZED
-constexpr int64_t kRssGrowthBoundKiB = 768 * 1024;
-#else
-constexpr int64_t kRssGrowthBoundKiB = 128 * 1024;
-#endif
+constexpr int64_t kRssGrowthBoundKiB =
+    kUnderSanitizer ? 768 * 1024 : 128 * 1024;
 
 constexpr char kConfigYaml[] = R"(
 policy:
@@ -74,18 +65,6 @@ limits:
   heartbeat_timeout: 1h
   hello_timeout: 2s
 )";
-
-// VmRSS of `pid` in KiB, or -1.
-int64_t RssKiB(pid_t pid) {
-  std::ifstream in(absl::StrFormat("/proc/%d/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::atoll(line.c_str() + 6);
-    }
-  }
-  return -1;
-}
 
 std::shared_ptr<grpc::Channel> OwnConnection(const std::string& target) {
   grpc::ChannelArguments args;
@@ -222,7 +201,7 @@ class AgentPortHostileTest : public ::testing::Test {
     sampler_ = std::thread([this] {
       // Bounded: at most 10 minutes of samples.
       for (int i = 0; i < 60'000 && !stop_sampling_.load(); ++i) {
-        const int64_t rss = RssKiB(server_->pid());
+        const int64_t rss = VmRssKiB(server_->pid());
         int64_t seen = max_rss_kib_.load();
         while (rss > seen && !max_rss_kib_.compare_exchange_weak(seen, rss)) {
         }
@@ -254,7 +233,7 @@ TEST_F(AgentPortHostileTest, ServerKeepsServingRealAgentsUnderAttack) {
     agents_.push_back(RealAgent(i));
   }
   BanThroughRealAgents("198.51.100.1", 0);
-  const int64_t start_rss = RssKiB(server_->pid());
+  const int64_t start_rss = VmRssKiB(server_->pid());
   ASSERT_GT(start_rss, 0);
   StartSampling();
   const std::string target = server_->grpc_target();

@@ -38,6 +38,7 @@
 #include "tests/e2e/estate_process.h"
 #include "tests/fakes/temp_files.h"
 #include "tests/integration/dry_run_estate.h"
+#include "tests/integration/process_memory.h"
 #include "tests/integration/server_process.h"
 
 namespace rampart::testing {
@@ -185,18 +186,6 @@ int64_t Count(const std::string& db_path, const std::string& sql,
   return n;
 }
 
-// Resident set of `pid` in KiB (0 if unknown).
-int64_t RssKib(pid_t pid) {
-  std::ifstream f(absl::StrFormat("/proc/%d/status", pid));
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::strtoll(line.c_str() + 6, nullptr, 10);
-    }
-  }
-  return 0;
-}
-
 TEST(LogMutatorTest, LiveAgentNeverBlamesTheVictimAndStillBansAttackers) {
   uint64_t seed = 16;
   if (const char* s = std::getenv("RAMPART_MUTATOR_SEED")) {
@@ -255,7 +244,7 @@ TEST(LogMutatorTest, LiveAgentNeverBlamesTheVictimAndStillBansAttackers) {
     EXPECT_NE(p.rfind("203.0.113.", 0), 0u) << "victim range enforced: " << p;
   }
   EXPECT_TRUE(a.Running()) << "the agent died:\n" << a.log();
-  const int64_t rss = RssKib(a.pid());
+  const int64_t rss = VmRssKiB(a.pid());
   std::printf("agent RSS after %d mutated lines: %lld KiB\n", kMutatedLines,
               static_cast<long long>(rss));
   EXPECT_LT(rss, 1024 * 1024) << "agent memory not bounded";
