@@ -669,6 +669,7 @@ void AdminService::NotifyAlerts() { alerts_.Notify(); }
 void AdminService::SetAgentIdentity(
     EnrollmentManager* manager,
     std::function<bool(const std::string& agent_id)> end_agent_stream) {
+  absl::MutexLock lock(&identity_mu_);
   enrollment_ = manager;
   end_agent_stream_ = std::move(end_agent_stream);
 }
@@ -1633,7 +1634,12 @@ grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
   if (!who.ok()) {
     return Done("EnrollAgent", who.status());
   }
-  if (enrollment_ == nullptr) {
+  EnrollmentManager* enrollment = nullptr;
+  {
+    absl::MutexLock lock(&identity_mu_);
+    enrollment = enrollment_;
+  }
+  if (enrollment == nullptr) {
     return Done("EnrollAgent", NoAgentIdentity());
   }
   std::optional<absl::Duration> ttl;
@@ -1641,7 +1647,7 @@ grpc::Status AdminService::EnrollAgent(grpc::ServerContext* context,
     ttl = absl::Seconds(request->token_ttl().seconds()) +
           absl::Nanoseconds(request->token_ttl().nanos());
   }
-  absl::StatusOr<IssuedToken> token = enrollment_->IssueToken(
+  absl::StatusOr<IssuedToken> token = enrollment->IssueToken(
       request->agent_id(), request->site(), ttl, request->reenroll(),
       who->actor, AuditPeer(*context));
   if (!token.ok()) {
@@ -1660,17 +1666,24 @@ grpc::Status AdminService::RevokeAgent(grpc::ServerContext* context,
   if (!who.ok()) {
     return Done("RevokeAgent", who.status());
   }
-  if (enrollment_ == nullptr) {
+  EnrollmentManager* enrollment = nullptr;
+  std::function<bool(const std::string&)> end_agent_stream;
+  {
+    absl::MutexLock lock(&identity_mu_);
+    enrollment = enrollment_;
+    end_agent_stream = end_agent_stream_;
+  }
+  if (enrollment == nullptr) {
     return Done("RevokeAgent", NoAgentIdentity());
   }
-  absl::StatusOr<absl::Time> at = enrollment_->Revoke(
+  absl::StatusOr<absl::Time> at = enrollment->Revoke(
       request->agent_id(), request->reason(), who->actor, AuditPeer(*context));
   if (!at.ok()) {
     return Done("RevokeAgent", at.status());
   }
   SetTime(response->mutable_revoked_at(), *at);
-  response->set_was_connected(end_agent_stream_ != nullptr &&
-                              end_agent_stream_(request->agent_id()));
+  response->set_was_connected(end_agent_stream != nullptr &&
+                              end_agent_stream(request->agent_id()));
   // A revoked key's addresses protect nothing (the stream is ended first,
   // so its Hello cannot add them back).
   if (absl::Status s = queries_.ForgetAgentAddresses(request->agent_id());

@@ -47,7 +47,9 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "grpcpp/server_context.h"
@@ -188,8 +190,12 @@ class AdminService final : public v1::AdminService::Service {
 
   const AdminServiceOptions options_;
   Clock& clock_;
-  EnrollmentManager* enrollment_ = nullptr;
-  std::function<bool(const std::string&)> end_agent_stream_;
+  // Set by SetAgentIdentity (wiring, possibly while serving); read by the
+  // enrollment RPCs on gRPC's threads.
+  mutable absl::Mutex identity_mu_;
+  EnrollmentManager* enrollment_ ABSL_GUARDED_BY(identity_mu_) = nullptr;
+  std::function<bool(const std::string&)> end_agent_stream_
+      ABSL_GUARDED_BY(identity_mu_);
   BanDistributor& distributor_;
   metrics::Registry& metrics_;
   metrics::Gauge& watchers_gauge_;
