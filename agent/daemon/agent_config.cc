@@ -470,6 +470,19 @@ std::string DefaultAgentId() {
   return id;
 }
 
+// The decimal port number `text` if it is in min..65535 (min is 1 for a
+// server to dial, 0 where "any free port" is allowed), else nullopt.
+std::optional<int> ParsePortNumber(std::string_view text, int min) {
+  int p = 0;
+  const auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), p);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+      p < min || p > 65535) {
+    return std::nullopt;
+  }
+  return p;
+}
+
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseAgentDuration(std::string_view text) {
@@ -515,11 +528,7 @@ absl::Status ValidateServerAddress(std::string_view text) {
       return bad("bad host");
     }
   }
-  int p = 0;
-  const auto [end, ec] =
-      std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() ||
-      p < 1 || p > 65535) {
+  if (!ParsePortNumber(port, 1).has_value()) {
     return bad("port must be 1..65535");
   }
   return absl::OkStatus();
@@ -555,11 +564,8 @@ absl::Status ResolveMetricsListen(MetricsEndpointConfig* metrics) {
       return bad("IPv6 addresses need brackets");
     }
   }
-  int p = 0;
-  const auto [end, ec] =
-      std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() ||
-      p < 0 || p > 65535) {
+  const std::optional<int> p = ParsePortNumber(port, 0);
+  if (!p.has_value()) {
     return bad("port must be 0..65535");
   }
   std::string resolved;
@@ -583,7 +589,7 @@ absl::Status ResolveMetricsListen(MetricsEndpointConfig* metrics) {
         Abbreviate(text, 64)));
   }
   metrics->host = std::move(resolved);
-  metrics->port = p;
+  metrics->port = *p;
   return absl::OkStatus();
 }
 
